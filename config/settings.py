@@ -1,0 +1,146 @@
+"""Django settings. Every value that varies by deployment comes from config.env."""
+from __future__ import annotations
+
+from typing import Any
+
+import dj_database_url
+
+from config.env import BASE_DIR, VAR_DIR, read_env
+
+ENV = read_env()
+
+DEBUG = ENV.debug
+SECRET_KEY = ENV.secret_key
+ALLOWED_HOSTS = ENV.allowed_hosts
+CSRF_TRUSTED_ORIGINS = [f"http://{h}:8000" for h in ("localhost", "127.0.0.1")]
+
+INSTALLED_APPS = [
+    "daphne",
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_rq",
+    "jobs",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+_db: dict[str, Any] = dict(dj_database_url.parse(ENV.database_url, conn_max_age=600))
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    VAR_DIR.mkdir(exist_ok=True)
+    # WAL lets the web server, workers and scheduler read while one of them writes.
+    _db["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=10000;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 20,
+    }
+    _db["CONN_MAX_AGE"] = 0
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / "static"
+
+LOGIN_URL = "/admin/login/"
+
+REDIS_URL = ENV.redis_url
+
+RQ_QUEUES = {"default": {"URL": REDIS_URL}}
+
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "jobs.auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "jobs.apis.exception_handler",
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
+    "PAGE_SIZE": 50,
+}
+
+SPECTACULAR_SETTINGS = {
+    "TITLE": "jobconsole API",
+    "DESCRIPTION": "Jobs, queues and dead letters of the jobconsole engine.",
+    "VERSION": "0.1.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# Queue definitions. Each key is a queue name; values are validated by jobs.conf.
+# retention: keep at most `count` jobs of that status and none older than `age` seconds.
+JOBS_QUEUES: dict[str, dict[str, Any]] = {
+    "default": {
+        "attempts": 3,
+        "backoff": {"delay": 2.0, "factor": 2.0},
+        "timeout": 600,
+        "retention": {"completed": {"count": 1000, "age": 24 * 3600}, "failed": {"count": 5000, "age": 7 * 24 * 3600}},
+        "concurrency": 2,
+        "group": "default",
+    },
+}
+for _name, _override in ENV.queues_override.items():
+    JOBS_QUEUES[_name] = {**JOBS_QUEUES.get(_name, {}), **_override}
+
+JOBS_STALL_TIMEOUT = ENV.stall_timeout
+JOBS_HEARTBEAT_INTERVAL = ENV.heartbeat_interval
+JOBS_CANCEL_GRACE = ENV.cancel_grace
+JOBS_SHUTDOWN_GRACE = ENV.shutdown_grace
+JOBS_TASK_MODULES = ["jobs.samples"]
+METRICS_TOKEN = ENV.metrics_token
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "loggers": {
+        "jobs": {"handlers": ["console"], "level": "INFO"},
+        "rq.worker": {"handlers": ["console"], "level": "WARNING"},
+    },
+}

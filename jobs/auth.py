@@ -1,0 +1,55 @@
+"""API keys: created once, stored as SHA-256, sent as `Authorization: Bearer <key>`."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from typing import Any
+
+from django.utils import timezone
+from rest_framework import authentication, exceptions
+
+from jobs.models import ApiKey
+
+PREFIX = "jc_"
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create_api_key(*, user: Any, name: str = "default") -> tuple[ApiKey, str]:
+    """Make a key for `user`; returns the row and the raw key, which is never stored or shown again."""
+    raw = PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(user=user, name=name, prefix=raw[:10], key_hash=hash_key(raw))
+    return key, raw
+
+
+def user_for_key(raw: str) -> Any:
+    try:
+        key = ApiKey.objects.select_related("user").get(key_hash=hash_key(raw), revoked_at__isnull=True)
+    except ApiKey.DoesNotExist:
+        return None
+    if not key.user.is_active:
+        return None
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    return key.user
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """DRF authentication by bearer API key; answers 401 with a WWW-Authenticate header."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request: Any) -> tuple[Any, None] | None:
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <api key>'")
+        user = user_for_key(header[1].decode(errors="replace"))
+        if user is None:
+            raise exceptions.AuthenticationFailed("invalid or revoked API key")
+        return user, None
+
+    def authenticate_header(self, request: Any) -> str:
+        return self.keyword

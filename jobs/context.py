@@ -1,0 +1,42 @@
+"""What a running task sees: its payload, a progress reporter and the cancel request."""
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+from jobs.exceptions import JobCancelled
+
+
+@dataclass
+class JobContext:
+    job_id: str
+    queue: str
+    type: str
+    attempt: int
+    max_attempts: int
+    payload: dict[str, Any]
+    owner_id: int | None = None
+    group_ref: str | None = None
+    _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
+    _last_progress: int = -1
+
+    def progress(self, percent: float, message: str = "") -> None:
+        """Report progress 0-100 (stored on the job and sent to hooks); repeated values are skipped."""
+        from jobs import services
+
+        value = max(0, min(100, int(percent)))
+        if value == self._last_progress and not message:
+            return
+        self._last_progress = value
+        services.update_progress(self.job_id, progress=value, message=message)
+
+    @property
+    def cancel_requested(self) -> bool:
+        """True once an operator asked this job to stop; a task should return soon after."""
+        return self._cancel.is_set()
+
+    def check_cancelled(self) -> None:
+        """Raise JobCancelled if a stop was requested: call it between units of work."""
+        if self._cancel.is_set():
+            raise JobCancelled(f"job {self.job_id} cancelled")

@@ -1,0 +1,206 @@
+"""The engine's tables. A Job row is the truth; Redis only carries its id to a worker."""
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+from jobs.states import FINAL, Status
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex
+
+
+class JobQuerySet(models.QuerySet["Job"]):
+    def ready(self) -> "JobQuerySet":
+        return self.filter(status=Status.WAITING)
+
+    def failed(self) -> "JobQuerySet":
+        return self.filter(status=Status.FAILED)
+
+    def final(self) -> "JobQuerySet":
+        return self.filter(status__in=list(FINAL))
+
+    def visible_to(self, user: models.Model) -> "JobQuerySet":
+        if getattr(user, "is_staff", False):
+            return self
+        return self.filter(owner=user)
+
+
+class Job(models.Model):
+    id = models.CharField(primary_key=True, max_length=64, default=new_job_id, editable=False)
+    queue = models.CharField(max_length=100)
+    type = models.CharField(max_length=200)
+    payload = models.JSONField(default=dict, blank=True)
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    priority = models.SmallIntegerField(default=5)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.WAITING)
+    progress = models.SmallIntegerField(default=0)
+    progress_message = models.CharField(max_length=500, blank=True, default="")
+    attempts_made = models.SmallIntegerField(default=0)
+    max_attempts = models.SmallIntegerField(default=3)
+    error_kind = models.CharField(max_length=16, blank=True, default="")
+    error_class = models.CharField(max_length=300, blank=True, default="")
+    failed_reason = models.TextField(blank=True, default="")
+    traceback = models.TextField(blank=True, default="")
+    result = models.JSONField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    run_at = models.DateTimeField(null=True, blank=True, help_text="When a delayed job becomes waiting.")
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+    worker_name = models.CharField(max_length=200, blank=True, default="")
+    cancel_requested_at = models.DateTimeField(null=True, blank=True)
+    idempotency_key = models.CharField(max_length=200, null=True, blank=True, unique=True)
+    group_ref = models.CharField(max_length=100, null=True, blank=True, db_index=True, help_text="e.g. a pipeline project id")
+    retry_of = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="retries")
+
+    objects = JobQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["queue", "status", "-created_at"], name="job_queue_status"),
+            models.Index(fields=["owner", "-created_at"], name="job_owner_created"),
+            models.Index(fields=["status", "run_at"], name="job_delayed_due", condition=Q(status="delayed")),
+            models.Index(fields=["status", "worker_name"], name="job_active_worker", condition=Q(status="active")),
+            models.Index(fields=["queue", "status", "completed_at"], name="job_final_age"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.id[:8]} ({self.status})"
+
+
+class JobEvent(models.Model):
+    """One status change (or a notable moment) of a job. Queue stats are folded from these rows."""
+
+    id = models.BigAutoField(primary_key=True)
+    # No database constraint: a cleaned job's events outlive it until the stats fold them.
+    job = models.ForeignKey(Job, on_delete=models.DO_NOTHING, db_constraint=False, related_name="events")
+    queue = models.CharField(max_length=100)
+    from_status = models.CharField(max_length=16, null=True, blank=True)
+    to_status = models.CharField(max_length=16, null=True, blank=True, help_text="Empty when the job was removed.")
+    message = models.TextField(blank=True, default="")
+    data = models.JSONField(default=dict, blank=True)
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [models.Index(fields=["job", "id"], name="jobevent_job")]
+
+    def __str__(self) -> str:
+        return f"{self.from_status or '-'} -> {self.to_status or 'removed'}"
+
+
+class QueueCount(models.Model):
+    """Folded job counts per queue and status, up to StatsWatermark.event_id."""
+
+    queue = models.CharField(max_length=100)
+    status = models.CharField(max_length=16)
+    count = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["queue", "status"], name="queuecount_unique")]
+
+
+class StatsWatermark(models.Model):
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    event_id = models.BigIntegerField(default=0)
+
+
+class QueueState(models.Model):
+    """Durable per-queue switches: a pause survives worker and Redis restarts."""
+
+    name = models.CharField(primary_key=True, max_length=100)
+    paused = models.BooleanField(default=False)
+    changed_at = models.DateTimeField(auto_now=True)
+    changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    def __str__(self) -> str:
+        return f"{self.name} ({'paused' if self.paused else 'running'})"
+
+
+class DeadLetter(models.Model):
+    """A job that failed for good, kept for review until it is retried or discarded."""
+
+    class Resolution(models.TextChoices):
+        RETRIED = "retried"
+        DISCARDED = "discarded"
+
+    job = models.OneToOneField(Job, on_delete=models.CASCADE, related_name="dead_letter")
+    queue = models.CharField(max_length=100)
+    error_kind = models.CharField(max_length=16, blank=True, default="")
+    reason = models.TextField(blank=True, default="")
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.CharField(max_length=16, choices=Resolution.choices, blank=True, default="")
+    retry_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["resolved_at", "error_kind"], name="deadletter_open_kind")]
+
+    def __str__(self) -> str:
+        return f"{self.queue} {self.job_id[:8]} {self.error_kind}"
+
+
+class AuditEntry(models.Model):
+    """An operator action: who did what to which queue or jobs, and when."""
+
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    action = models.CharField(max_length=50)
+    queue = models.CharField(max_length=100, blank=True, default="")
+    job_ids = models.JSONField(default=list, blank=True)
+    count = models.IntegerField(default=0)
+    detail = models.JSONField(default=dict, blank=True)
+    source = models.CharField(max_length=20, default="admin", help_text="admin, api or cli")
+    at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-at"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.queue} ({self.count})"
+
+
+class ApiKey(models.Model):
+    """A bearer key for programs. Only its SHA-256 is stored; the key is shown once."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, default="default")
+    prefix = models.CharField(max_length=12, db_index=True, editable=False)
+    key_hash = models.CharField(max_length=64, unique=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "API key"
+
+    def __str__(self) -> str:
+        return f"{self.prefix}… ({self.user})"
+
+
+class WorkerHeartbeat(models.Model):
+    """A worker process seen alive at `last_seen`; stalled-job recovery trusts this, not Redis."""
+
+    name = models.CharField(primary_key=True, max_length=200)
+    hostname = models.CharField(max_length=200)
+    pid = models.IntegerField()
+    queues = models.JSONField(default=list)
+    started_at = models.DateTimeField()
+    last_seen = models.DateTimeField(db_index=True)
+    current_job_id = models.CharField(max_length=64, blank=True, default="")
+    jobs_done = models.BigIntegerField(default=0)
+    stopped_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name

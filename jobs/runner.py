@@ -1,0 +1,112 @@
+"""Run one claimed job: call its task under a time limit and record how it ended."""
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from jobs import broker, conf, lifecycle, registry
+from jobs.context import JobContext
+from jobs.exceptions import ErrorKind, JobCancelled, JobError, JobTimedOut, PermanentError, WorkerShutdown
+
+log = logging.getLogger(__name__)
+
+
+class Guard:
+    """Turns a timeout, a cancel past its grace or a shutdown past its grace into an exception
+    raised inside the running task (main thread), and only while the task runs."""
+
+    def __init__(self) -> None:
+        self.in_task = False
+        self.pending: BaseException | None = None
+        self._main = threading.main_thread().ident
+        self._installed = False
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGALRM, self._on_alarm)
+            signal.signal(signal.SIGUSR1, self._on_interrupt)
+            self._installed = True
+
+    def _on_alarm(self, signum: int, frame: Any) -> None:
+        if self.in_task:
+            raise JobTimedOut("job exceeded its queue's timeout")
+
+    def _on_interrupt(self, signum: int, frame: Any) -> None:
+        if self.in_task and self.pending is not None:
+            exc, self.pending = self.pending, None
+            raise exc
+
+    def interrupt(self, exc: BaseException) -> None:
+        """From another thread: raise `exc` in the task now."""
+        self.pending = exc
+        if self._installed and self._main is not None:
+            signal.pthread_kill(self._main, signal.SIGUSR1)
+
+    @contextmanager
+    def running(self, timeout: float) -> Iterator[None]:
+        self.pending = None
+        self.in_task = True
+        if self._installed:
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            yield
+        finally:
+            if self._installed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            self.in_task = False
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        json.dumps(value)
+    except (TypeError, ValueError) as exc:
+        raise PermanentError(f"task returned a value that is not JSON: {exc}", kind=ErrorKind.VALIDATION) from exc
+    return value
+
+
+def run(
+    job_id: str,
+    *,
+    queue: str,
+    worker: str,
+    guard: Guard | None = None,
+    on_start: Callable[[lifecycle.Claimed, JobContext], None] | None = None,
+) -> str:
+    """Claim `job_id` and run it; returns the status it ended in ("" if it was not ours to run)."""
+    claimed = lifecycle.claim(job_id, queue=queue, worker=worker)
+    if claimed is None:
+        return ""
+    guard = guard or Guard()
+    ctx = JobContext(
+        job_id=claimed.id, queue=claimed.queue, type=claimed.type, attempt=claimed.attempt,
+        max_attempts=claimed.max_attempts, payload=claimed.payload, owner_id=claimed.owner_id, group_ref=claimed.group_ref,
+    )
+    if on_start:
+        on_start(claimed, ctx)
+    timeout = conf.get_queue(claimed.queue).timeout
+    try:
+        try:
+            task = registry.get(claimed.type)
+        except Exception as exc:
+            raise PermanentError(f"job type {claimed.type!r} is not registered on this worker", kind=ErrorKind.VALIDATION) from exc
+        with guard.running(timeout):
+            result = task.func(ctx, claimed.payload)
+        ok = lifecycle.complete(claimed, worker=worker, result=_jsonable(result))
+        return "completed" if ok else ""
+    except JobCancelled:
+        return "cancelled" if lifecycle.cancelled(claimed, worker=worker) else ""
+    except WorkerShutdown:
+        return "waiting" if lifecycle.requeue(claimed, worker=worker, reason="worker shut down before the job finished") else ""
+    except JobTimedOut as exc:
+        return lifecycle.fail(claimed, worker=worker, exc=exc, kind=ErrorKind.TIMEOUT, retryable=True)
+    except (SystemExit, KeyboardInterrupt):
+        lifecycle.requeue(claimed, worker=worker, reason="worker stopped cold")
+        raise
+    except Exception as exc:
+        if isinstance(exc, JobError) or not ctx.cancel_requested:
+            return lifecycle.fail(claimed, worker=worker, exc=exc)
+        return "cancelled" if lifecycle.cancelled(claimed, worker=worker) else ""

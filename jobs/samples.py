@@ -1,0 +1,50 @@
+"""Sample job types on the default queue, for tests, the demo and benchmarks."""
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from jobs.context import JobContext
+from jobs.exceptions import ErrorKind, JobError
+from jobs.registry import task
+
+
+@task("noop", api=True)
+def noop(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Does nothing: measures the engine's own cost."""
+    return None
+
+
+@task("echo", api=True)
+def echo(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """Returns its payload."""
+    return {"echo": payload}
+
+
+@task("sleep", api=True)
+def sleep(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """Sleeps `seconds` in steps, reporting progress and honouring cancel requests (`ignore_cancel` to test hard stops)."""
+    seconds = float(payload.get("seconds", 1.0))
+    steps = max(1, int(payload.get("steps", 10)))
+    for i in range(steps):
+        if not payload.get("ignore_cancel"):
+            ctx.check_cancelled()
+        time.sleep(seconds / steps)
+        ctx.progress((i + 1) * 100 / steps, f"step {i + 1}/{steps}")
+    return {"slept": seconds}
+
+
+@task("fail", api=True)
+def fail(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Fails with `kind` (TRANSIENT by default); `succeed_on_attempt` makes a later attempt succeed."""
+    succeed_on = payload.get("succeed_on_attempt")
+    if succeed_on is not None and ctx.attempt >= int(succeed_on):
+        return None
+    kind = ErrorKind(payload.get("kind", "TRANSIENT"))
+    raise JobError(payload.get("message", f"sample {kind.value} failure"), kind=kind, retryable=payload.get("retryable"))
+
+
+@task("crash", api=True)
+def crash(ctx: JobContext, payload: dict[str, Any]) -> None:
+    """Raises a plain exception (an unknown error: retryable)."""
+    raise RuntimeError(payload.get("message", "sample crash"))

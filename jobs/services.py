@@ -1,0 +1,297 @@
+"""The engine's writes, as callers outside the worker see them: enqueue, cancel, retry, pause, clean."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Iterable, Sequence
+
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from jobs import audit, broker, conf, hooks, priority, registry
+from jobs.exceptions import InvalidInput, InvalidTransition, NotFound
+from jobs.lifecycle import _change
+from jobs.models import DeadLetter, Job, JobEvent, QueueState
+from jobs.states import FINAL, PENDING, Status, transition
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class JobSpec:
+    """One job to enqueue."""
+
+    type: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    owner: Any = None
+    priority: int | str | None = None
+    delay: float | None = None
+    run_at: datetime | None = None
+    idempotency_key: str | None = None
+    group_ref: str | None = None
+    queue: str | None = None
+    attempts: int | None = None
+
+
+def _build(spec: JobSpec, now: datetime) -> Job:
+    task = registry.get(spec.type)
+    queue = conf.get_queue(spec.queue or task.queue)
+    errors: dict[str, list[str]] = {}
+    if not isinstance(spec.payload, dict):
+        errors["payload"] = ["must be a JSON object"]
+    try:
+        prio = priority.parse(spec.priority)
+    except ValueError as exc:
+        errors["priority"] = [str(exc)]
+        prio = priority.DEFAULT
+    if spec.delay is not None and (not isinstance(spec.delay, (int, float)) or isinstance(spec.delay, bool) or spec.delay < 0):
+        errors["delay"] = ["must be a number of seconds >= 0"]
+    if spec.attempts is not None and (not isinstance(spec.attempts, int) or not 1 <= spec.attempts <= 100):
+        errors["attempts"] = ["must be an integer from 1 to 100"]
+    if spec.idempotency_key is not None and not (0 < len(spec.idempotency_key) <= 200):
+        errors["idempotencyKey"] = ["must be 1-200 characters"]
+    if errors:
+        raise InvalidInput("invalid job", extra=errors)
+    run_at = spec.run_at or (now + timedelta(seconds=spec.delay) if spec.delay else None)
+    delayed = run_at is not None and run_at > now
+    return Job(
+        queue=queue.name,
+        type=task.name,
+        payload=spec.payload,
+        owner=spec.owner if getattr(spec.owner, "pk", None) else None,
+        priority=prio,
+        status=Status.DELAYED if delayed else Status.WAITING,
+        run_at=run_at if delayed else None,
+        max_attempts=spec.attempts or queue.attempts,
+        idempotency_key=spec.idempotency_key,
+        group_ref=spec.group_ref,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def _carry(jobs: Sequence[Job]) -> None:
+    """After commit: hand the waiting ones to RQ and tell the hooks."""
+    waiting = [j for j in jobs if j.status == Status.WAITING]
+
+    def after_commit() -> None:
+        if waiting:
+            try:
+                broker.push(broker.Carried(j.id, j.queue, j.priority, conf.get_queue(j.queue).timeout) for j in waiting)
+            except Exception:
+                # The rows are committed; reconcile hands them to RQ once Redis answers again.
+                log.exception("could not hand %d jobs to Redis; reconcile will", len(waiting))
+        for j in jobs:
+            hooks.fire(_change(j, "created", j.status))
+
+    transaction.on_commit(after_commit)
+
+
+def enqueue(**kwargs: Any) -> tuple[Job, bool]:
+    """Write a job and hand it to RQ after commit. Returns (job, created); an idempotency key seen before returns the first job."""
+    spec = JobSpec(**kwargs)
+    if spec.idempotency_key:
+        existing = Job.objects.filter(idempotency_key=spec.idempotency_key).first()
+        if existing:
+            return existing, False
+    now = timezone.now()
+    job = _build(spec, now)
+    try:
+        with transaction.atomic():
+            job.save(force_insert=True)
+            JobEvent.objects.create(job_id=job.id, queue=job.queue, from_status=None, to_status=job.status, message="created", at=now)
+            _carry([job])
+    except IntegrityError:
+        if spec.idempotency_key:
+            return Job.objects.get(idempotency_key=spec.idempotency_key), False
+        raise
+    return job, True
+
+
+def enqueue_many(specs: Iterable[JobSpec], *, batch_size: int = 2000) -> list[Job]:
+    """Enqueue many jobs in one transaction with bulk inserts; jobs whose idempotency key exists are returned as they are."""
+    specs = list(specs)
+    now = timezone.now()
+    keys = [s.idempotency_key for s in specs if s.idempotency_key]
+    existing = {j.idempotency_key: j for j in Job.objects.filter(idempotency_key__in=keys)} if keys else {}
+    out: list[Job] = []
+    new: list[Job] = []
+    for spec in specs:
+        if spec.idempotency_key and spec.idempotency_key in existing:
+            out.append(existing[spec.idempotency_key])
+            continue
+        job = _build(spec, now)
+        if spec.idempotency_key:
+            existing[spec.idempotency_key] = job
+        new.append(job)
+        out.append(job)
+    with transaction.atomic():
+        Job.objects.bulk_create(new, batch_size=batch_size)
+        JobEvent.objects.bulk_create(
+            [JobEvent(job_id=j.id, queue=j.queue, from_status=None, to_status=j.status, message="created", at=now) for j in new],
+            batch_size=batch_size,
+        )
+        _carry(new)
+    return out
+
+
+def get_job(job_id: str, *, user: Any = None) -> Job:
+    """A job the user may see (staff: any); NotFound otherwise, so ids cannot be probed."""
+    qs = Job.objects.all() if user is None else Job.objects.visible_to(user)
+    try:
+        return qs.get(pk=job_id)
+    except Job.DoesNotExist:
+        raise NotFound(f"job {job_id} not found") from None
+
+
+def cancel(job_id: str, *, actor: Any = None, source: str = "api", record: bool = True) -> Job:
+    """Cancel a waiting or delayed job at once; ask an active one to stop (the worker stops it hard after a grace)."""
+    job = get_job(job_id)
+    if job.status in PENDING:
+        transition(job.id, queue=job.queue, source=tuple(PENDING), target=Status.CANCELLED, message="cancelled", completed_at=timezone.now(), error_kind="CANCELLED", failed_reason="cancelled before it ran")
+        transaction.on_commit(lambda: broker.remove_from_lists(job.id, job.queue))
+        transaction.on_commit(lambda: hooks.fire(_change(job, "cancelled", Status.CANCELLED)))
+    elif job.status == Status.ACTIVE:
+        now = timezone.now()
+        if not Job.objects.filter(pk=job.id, status=Status.ACTIVE).update(cancel_requested_at=now):
+            raise InvalidTransition(job.id, Job.objects.get(pk=job.id).status, Status.CANCELLED)
+        JobEvent.objects.create(job_id=job.id, queue=job.queue, from_status=Status.ACTIVE, to_status=Status.ACTIVE, message="cancel requested", at=now)
+    else:
+        raise InvalidTransition(job.id, job.status, Status.CANCELLED)
+    if record:
+        audit.record(actor=actor, action="cancel", queue=job.queue, job_ids=[job.id], source=source)
+    job.refresh_from_db()
+    return job
+
+
+def retry(job_id: str, *, actor: Any = None, source: str = "api", record: bool = True) -> Job:
+    """Run a failed or cancelled job again, with its attempts counted afresh."""
+    job = get_job(job_id)
+    with transaction.atomic():
+        transition(
+            job.id, queue=job.queue, source=(Status.FAILED, Status.CANCELLED), target=Status.WAITING, message="retried",
+            attempts_made=0, progress=0, progress_message="", error_kind="", error_class="", failed_reason="", traceback="",
+            result=None, started_at=None, completed_at=None, worker_name="", cancel_requested_at=None, run_at=None,
+        )
+        DeadLetter.objects.filter(job_id=job.id, resolved_at__isnull=True).update(resolved_at=timezone.now(), resolution=DeadLetter.Resolution.RETRIED, retry_job_id=job.id)
+        job.refresh_from_db()
+        _carry([job])
+        if record:
+            audit.record(actor=actor, action="retry", queue=job.queue, job_ids=[job.id], source=source)
+    return job
+
+
+def _each(ids: Iterable[str], op: Any, **kwargs: Any) -> tuple[list[str], dict[str, str]]:
+    done: list[str] = []
+    skipped: dict[str, str] = {}
+    for job_id in ids:
+        try:
+            op(job_id, record=False, **kwargs)
+            done.append(job_id)
+        except (InvalidTransition, NotFound) as exc:
+            skipped[job_id] = exc.message
+    return done, skipped
+
+
+def retry_many(ids: Iterable[str], *, actor: Any, source: str = "admin") -> tuple[list[str], dict[str, str]]:
+    """Retry each job that can be retried; returns (retried ids, {skipped id: why}) and audits once."""
+    done, skipped = _each(ids, retry, actor=actor, source=source)
+    audit.record(actor=actor, action="retry", job_ids=done, detail={"skipped": len(skipped)}, source=source)
+    return done, skipped
+
+
+def cancel_many(ids: Iterable[str], *, actor: Any, source: str = "admin") -> tuple[list[str], dict[str, str]]:
+    """Cancel each job that can be cancelled; returns (cancelled ids, {skipped id: why}) and audits once."""
+    done, skipped = _each(ids, cancel, actor=actor, source=source)
+    audit.record(actor=actor, action="cancel", job_ids=done, detail={"skipped": len(skipped)}, source=source)
+    return done, skipped
+
+
+def update_progress(job_id: str, *, progress: int, message: str = "", user: Any = None) -> Job:
+    """Record an active job's progress (0-100) and tell the hooks."""
+    if isinstance(progress, bool) or not isinstance(progress, (int, float)) or not 0 <= progress <= 100:
+        raise InvalidInput("invalid progress", extra={"progress": ["must be a number from 0 to 100"]})
+    job = get_job(job_id, user=user)
+    if not Job.objects.filter(pk=job.id, status=Status.ACTIVE).update(progress=int(progress), progress_message=message[:500], updated_at=timezone.now()):
+        raise InvalidTransition(job.id, job.status, "progress")
+    job.progress = int(progress)
+    hooks.fire(_change(job, "progress", Status.ACTIVE, progress=int(progress), message=message))
+    return job
+
+
+def set_paused(queue: str, *, paused: bool, actor: Any = None, source: str = "api") -> QueueState:
+    """Pause or resume a queue: workers take nothing from a paused queue; running jobs finish."""
+    conf.get_queue(queue)
+    with transaction.atomic():
+        state, _ = QueueState.objects.update_or_create(name=queue, defaults={"paused": paused, "changed_by": actor if getattr(actor, "pk", None) else None})
+        audit.record(actor=actor, action="pause" if paused else "resume", queue=queue, source=source)
+    broker.set_paused(queue, paused)
+    return state
+
+
+def clean(queue: str, *, status: str = Status.COMPLETED, grace: float = 0, limit: int = 1000, actor: Any = None, source: str = "api", record: bool = True) -> int:
+    """Remove up to `limit` jobs of a final status that ended more than `grace` seconds ago. Returns how many."""
+    conf.get_queue(queue)
+    if status not in FINAL:
+        raise InvalidInput("invalid status", extra={"status": [f"must be one of {sorted(FINAL)}"]})
+    if grace < 0 or limit < 1:
+        raise InvalidInput("invalid clean", extra={"grace": ["must be >= 0"]} if grace < 0 else {"limit": ["must be >= 1"]})
+    cutoff = timezone.now() - timedelta(seconds=grace)
+    removed = _remove(Job.objects.filter(queue=queue, status=status, completed_at__lt=cutoff).order_by("completed_at"), limit)
+    if record:
+        audit.record(actor=actor, action="clean", queue=queue, job_ids=removed, detail={"status": status, "grace": grace, "limit": limit}, source=source)
+    return len(removed)
+
+
+def _remove(qs: Any, limit: int) -> list[str]:
+    """Delete jobs and write a 'removed' event for each, so folded stats stay right."""
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(qs.select_for_update(skip_locked=True).values_list("id", "queue", "status")[:limit])
+        if not rows:
+            return []
+        ids = [r[0] for r in rows]
+        JobEvent.objects.bulk_create([JobEvent(job_id=i, queue=q, from_status=s, to_status=None, message="removed", at=now) for i, q, s in rows])
+        Job.objects.filter(pk__in=ids).delete()
+    return ids
+
+
+def apply_retention(*, now: datetime | None = None, batch: int = 1000) -> int:
+    """Remove final jobs beyond each queue's retention (count and age). Returns how many were removed."""
+    now = now or timezone.now()
+    total = 0
+    for q in conf.all_queues().values():
+        for status, rule in q.retention.items():
+            if rule.age is not None:
+                total += len(_remove(Job.objects.filter(queue=q.name, status=status, completed_at__lt=now - timedelta(seconds=rule.age)).order_by("completed_at"), batch))
+            if rule.count is not None:
+                keep = Job.objects.filter(queue=q.name, status=status).order_by("-completed_at").values_list("completed_at", flat=True)[rule.count : rule.count + 1]
+                edge = list(keep)
+                if edge and edge[0] is not None:
+                    total += len(_remove(Job.objects.filter(queue=q.name, status=status, completed_at__lte=edge[0]).order_by("completed_at"), batch))
+    return total
+
+
+def retry_dead_letter(job_id: str, *, actor: Any = None, user: Any = None, source: str = "api") -> Job:
+    """A new job with the dead job's input; the dead letter is resolved as retried."""
+    old = get_job(job_id, user=user)
+    try:
+        letter = DeadLetter.objects.get(job_id=old.id, resolved_at__isnull=True)
+    except DeadLetter.DoesNotExist:
+        raise NotFound(f"job {job_id} is not in the dead-letter queue") from None
+    with transaction.atomic():
+        new, _ = enqueue(type=old.type, payload=old.payload, owner=old.owner, priority=old.priority, queue=old.queue, group_ref=old.group_ref)
+        Job.objects.filter(pk=new.id).update(retry_of=old)
+        DeadLetter.objects.filter(pk=letter.pk, resolved_at__isnull=True).update(resolved_at=timezone.now(), resolution=DeadLetter.Resolution.RETRIED, retry_job=new)
+        audit.record(actor=actor or user, action="dlq_retry", queue=old.queue, job_ids=[old.id, new.id], source=source)
+    return new
+
+
+def discard_dead_letters(job_ids: Sequence[str], *, actor: Any, source: str = "admin") -> int:
+    """Mark dead letters as reviewed and discarded; the failed jobs stay for the record."""
+    with transaction.atomic():
+        n = DeadLetter.objects.filter(job_id__in=list(job_ids), resolved_at__isnull=True).update(resolved_at=timezone.now(), resolution=DeadLetter.Resolution.DISCARDED)
+        audit.record(actor=actor, action="dlq_discard", job_ids=job_ids, source=source)
+    return n
+

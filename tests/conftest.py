@@ -1,0 +1,72 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import pytest
+from django.conf import settings
+
+from jobs import broker, conf
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(autouse=True)
+def clean_redis() -> Iterator[Any]:
+    """Every test starts with an empty Redis database of its own."""
+    broker.reset_connection()
+    conn = broker.connection()
+    conn.flushdb()
+    yield conn
+    conn.flushdb()
+
+
+@pytest.fixture
+def queues(settings: Any) -> Callable[..., None]:
+    """Declare extra queues for one test: queues(name={...})."""
+
+    def declare(**defs: dict[str, Any]) -> None:
+        settings.JOBS_QUEUES = {**settings.JOBS_QUEUES, **defs}
+        conf.all_queues.cache_clear()
+
+    yield declare
+    conf.all_queues.cache_clear()
+
+
+@pytest.fixture
+def burst() -> Callable[..., Any]:
+    """Run a real engine worker in burst mode in this process until its queues are empty."""
+    from jobs.worker import EngineWorker
+
+    def run(*queue_names: str, **kwargs: Any) -> EngineWorker:
+        worker = EngineWorker(list(queue_names) or ["default"], **kwargs)
+        worker.work(burst=True, logging_level="WARNING")
+        return worker
+
+    return run
+
+
+@pytest.fixture
+def worker_process() -> Iterator[Callable[..., subprocess.Popen]]:
+    """Start `manage.py worker` as a real subprocess; stopped (killed if need be) at the end."""
+    procs: list[subprocess.Popen] = []
+
+    def start(*args: str, env: dict[str, str] | None = None) -> subprocess.Popen:
+        full_env = {**os.environ, "DATABASE_URL": _test_db_url(), **(env or {})}
+        p = subprocess.Popen([sys.executable, "manage.py", "worker", *args], cwd=ROOT, env=full_env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        procs.append(p)
+        return p
+
+    yield start
+    for p in procs:
+        if p.poll() is None:
+            p.kill()
+        p.wait(timeout=10)
+
+
+def _test_db_url() -> str:
+    db = settings.DATABASES["default"]
+    return f"postgres://{db.get('USER') or ''}@{db['HOST']}:{db['PORT']}/{db['NAME']}"
