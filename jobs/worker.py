@@ -60,7 +60,7 @@ class EngineWorker(BaseWorker):
 
     # -- RQ hooks -----------------------------------------------------------------------------
 
-    def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:  # noqa: D102
         super().bootstrap(*args, **kwargs)
         self.guard.install()
         now = timezone.now()
