@@ -19,7 +19,7 @@ class JobChange:
     job_id: str
     queue: str
     type: str
-    event: str  # created, started, progress, completed, failed, retrying, cancelled, waiting
+    event: str  # created, retried, started, progress, completed, failed, retrying, cancelled, waiting
     status: str
     group_ref: str | None = None
     owner_id: int | None = None
