@@ -71,7 +71,7 @@ def _build(spec: JobSpec, now: datetime) -> Job:
     )
 
 
-def _carry(jobs: Sequence[Job]) -> None:
+def _carry(jobs: Sequence[Job], event: str = "created") -> None:
     """After commit: hand the waiting ones to RQ and tell the hooks."""
     waiting = [j for j in jobs if j.status == Status.WAITING]
 
@@ -83,7 +83,7 @@ def _carry(jobs: Sequence[Job]) -> None:
                 # The rows are committed; reconcile hands them to RQ once Redis answers again.
                 log.exception("could not hand %d jobs to Redis; reconcile will", len(waiting))
         for j in jobs:
-            hooks.fire(_change(j, "created", j.status))
+            hooks.fire(_change(j, event, j.status))
 
     transaction.on_commit(after_commit)
 
@@ -176,7 +176,7 @@ def retry(job_id: str, *, actor: Any = None, source: str = "api", record: bool =
         )
         DeadLetter.objects.filter(job_id=job.id, resolved_at__isnull=True).update(resolved_at=timezone.now(), resolution=DeadLetter.Resolution.RETRIED, retry_job_id=job.id)
         job.refresh_from_db()
-        _carry([job])
+        _carry([job], event="retried")
         if record:
             audit.record(actor=actor, action="retry", queue=job.queue, job_ids=[job.id], source=source)
     return job
