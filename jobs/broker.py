@@ -11,7 +11,7 @@ from typing import Iterable, Sequence
 from django.conf import settings
 from redis import Redis
 from rq import Queue as RQQueue
-from rq.job import Job as RQJob
+from rq.job import Job as RQJob, JobStatus
 
 from jobs import priority
 
@@ -86,7 +86,7 @@ def push(items: Iterable[Carried], *, at_front: bool = False) -> int:
                 origin=name,
                 description=f"{item.queue}:{item.id}",
             )
-            job.set_status("queued", pipeline=pipe)
+            job.set_status(JobStatus.QUEUED, pipeline=pipe)
             job.save(pipeline=pipe)
             if at_front:
                 pipe.lpush(rq_queue.key, item.id)
@@ -140,7 +140,7 @@ def set_paused(queue: str, paused: bool) -> None:
 
 
 def paused_queues() -> set[str]:
-    return {q.decode() for q in connection().smembers(PAUSED_KEY)}
+    return {q.decode() if isinstance(q, bytes) else q for q in connection().smembers(PAUSED_KEY)}
 
 
 def sync_paused(paused: set[str]) -> None:

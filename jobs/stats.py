@@ -10,7 +10,7 @@ from collections import defaultdict
 from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import Count, Max
+from django.db.models import Count, Max, QuerySet
 from django.utils import timezone
 
 from jobs.models import JobEvent, QueueCount, StatsWatermark
@@ -21,7 +21,7 @@ FOLD_LAG = 5.0
 STATUSES = [s.value for s in Status]
 
 
-def _net(events: "QuerySetLike") -> dict[str, dict[str, int]]:
+def _net(events: QuerySet[JobEvent]) -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     for row in events.values("queue", "from_status", "to_status").annotate(n=Count("id")).order_by():
         if row["from_status"]:
@@ -30,8 +30,6 @@ def _net(events: "QuerySetLike") -> dict[str, dict[str, int]]:
             out[row["queue"]][row["to_status"]] += row["n"]
     return out
 
-
-QuerySetLike = type(JobEvent.objects.all())
 
 
 def counts() -> dict[str, dict[str, int]]:

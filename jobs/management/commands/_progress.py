@@ -3,13 +3,13 @@ from __future__ import annotations
 
 import sys
 import time
-from typing import IO
+from typing import Any
 
 
 class Progress:
     """Prints `label [####----] done/total` on one line, at most 10 times a second."""
 
-    def __init__(self, total: int, label: str, out: IO[str] | None = None, width: int = 30) -> None:
+    def __init__(self, total: int, label: str, out: Any = None, width: int = 30) -> None:
         self.total, self.label, self.out, self.width = max(total, 0), label, out or sys.stdout, width
         self.done = 0
         self._shown = 0.0
