@@ -1,0 +1,165 @@
+"""The engine's reads for the API and the console: queue stats, job lists, dead letters, health.
+
+Queue counts come from jobs.stats.counts() (folded events), never from COUNT(*) over the jobs table.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import connection
+from django.db.models import Count, QuerySet
+from django.utils import timezone
+
+from jobs import broker, conf, stats
+from jobs.exceptions import InvalidInput, NotFound
+from jobs.models import DeadLetter, Job, QueueState, WorkerHeartbeat
+from jobs.states import Status
+
+#: The statuses a queue listing shows; `paused` is `waiting` in a paused queue.
+LISTING_STATUSES = [s.value for s in Status] + ["paused"]
+STAT_KEYS = ("waiting", "active", "completed", "failed", "delayed", "paused", "cancelled")
+
+
+def paused_queues() -> set[str]:
+    """Names of the queues paused in the database (the durable truth, not Redis's copy)."""
+    return set(QueueState.objects.filter(paused=True).values_list("name", flat=True))
+
+
+def is_paused(queue: str) -> bool:
+    """Whether one queue is paused."""
+    return QueueState.objects.filter(name=queue, paused=True).exists()
+
+
+def _stats_row(name: str, raw: dict[str, int], paused: bool) -> dict[str, Any]:
+    row = {key: max(int(raw.get(key, 0)), 0) for key in STAT_KEYS if key != "paused"}
+    row["paused"] = 0
+    if paused:
+        row["paused"], row["waiting"] = row["waiting"], 0
+    return {"queue": name, **row, "total": sum(row.values()), "isPaused": paused}
+
+
+def queue_stats_all(counts: dict[str, dict[str, int]] | None = None) -> dict[str, dict[str, Any]]:
+    """Stats of every declared queue, keyed by name (queues without jobs show zeros); `counts` reuses a stats.counts() read."""
+    counts = stats.counts() if counts is None else counts
+    paused = paused_queues()
+    return {name: _stats_row(name, counts.get(name, {}), name in paused) for name in conf.all_queues()}
+
+
+def queue_stats(queue: str) -> dict[str, Any]:
+    """Stats of one declared queue; NotFound for an unknown queue."""
+    name = conf.get_queue(queue).name
+    return _stats_row(name, stats.counts().get(name, {}), is_paused(name))
+
+
+def job_get(job_id: str, *, user: Any) -> Job:
+    """A job the user may see (staff: any); NotFound otherwise, so ids cannot be probed."""
+    try:
+        return Job.objects.visible_to(user).get(pk=job_id)
+    except Job.DoesNotExist:
+        raise NotFound(f"job {job_id} not found") from None
+
+
+def job_list(*, user: Any, queue: str | None = None, status: str | None = None, type: str | None = None) -> QuerySet[Job]:
+    """The user's jobs (staff: all), newest first, optionally filtered."""
+    qs = Job.objects.visible_to(user)
+    if queue:
+        qs = qs.filter(queue=queue)
+    if status:
+        qs = qs.filter(status=status)
+    if type:
+        qs = qs.filter(type=type)
+    return qs.order_by("-created_at", "-id")
+
+
+@dataclass(frozen=True)
+class QueueListing:
+    """The jobs of one queue as a listing shows them; `paused` tells the serializer to relabel waiting jobs."""
+
+    jobs: QuerySet[Job]
+    paused: bool
+
+
+def queue_jobs(queue: str, *, user: Any, status: str | None = None) -> QueueListing:
+    """The jobs of one queue that the user may see, newest first; `paused` selects waiting jobs of a paused queue."""
+    name = conf.get_queue(queue).name
+    paused = is_paused(name)
+    if status and status not in LISTING_STATUSES:
+        raise InvalidInput("invalid status", extra={"status": [f"must be one of {LISTING_STATUSES}"]})
+    qs = Job.objects.visible_to(user).filter(queue=name)
+    if status == "paused":
+        qs = qs.filter(status=Status.WAITING) if paused else qs.none()
+    elif status:
+        qs = qs.filter(status=status)
+    return QueueListing(jobs=qs.order_by("-created_at", "-id"), paused=paused)
+
+
+def dead_letter_list(*, user: Any, queue: str | None = None, error_kind: str | None = None) -> QuerySet[DeadLetter]:
+    """Open dead letters (not retried or discarded) of the user's jobs (staff: all), newest first."""
+    qs = DeadLetter.objects.filter(resolved_at__isnull=True).select_related("job")
+    if not getattr(user, "is_staff", False):
+        qs = qs.filter(job__owner=user)
+    if queue:
+        qs = qs.filter(queue=queue)
+    if error_kind:
+        qs = qs.filter(error_kind=error_kind)
+    return qs.order_by("-created_at", "-id")
+
+
+def dead_letter_stats() -> dict[str, Any]:
+    """Open dead letters counted in total, by queue and by error kind."""
+    rows = list(
+        DeadLetter.objects.filter(resolved_at__isnull=True).values("queue", "error_kind").annotate(n=Count("id")).order_by()
+    )
+    by_queue: dict[str, int] = {}
+    by_kind: dict[str, int] = {}
+    for row in rows:
+        by_queue[row["queue"]] = by_queue.get(row["queue"], 0) + row["n"]
+        kind = row["error_kind"] or "UNKNOWN"
+        by_kind[kind] = by_kind.get(kind, 0) + row["n"]
+    return {"total": sum(by_queue.values()), "byQueue": by_queue, "byErrorKind": by_kind}
+
+
+def alive_workers() -> list[WorkerHeartbeat]:
+    """Workers seen within the stall timeout (settings.JOBS_STALL_TIMEOUT) and not stopped."""
+    since = timezone.now() - timedelta(seconds=settings.JOBS_STALL_TIMEOUT)
+    return list(WorkerHeartbeat.objects.filter(stopped_at__isnull=True, last_seen__gte=since).order_by("name"))
+
+
+def _database_ok() -> bool:
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+        return True
+    except Exception:
+        return False
+
+
+def health() -> dict[str, Any]:
+    """Redis and database reachability, live workers and per-queue stats; `status` is ok or degraded."""
+    redis_ok = broker.ping()
+    db_ok = _database_ok()
+    workers = alive_workers() if db_ok else []
+    queues = queue_stats_all() if db_ok else {}
+    return {
+        "status": "ok" if redis_ok and db_ok else "degraded",
+        "redis": "connected" if redis_ok else "disconnected",
+        "database": "connected" if db_ok else "disconnected",
+        "workers": {
+            "alive": len(workers),
+            "staleAfterSeconds": settings.JOBS_STALL_TIMEOUT,
+            "items": [
+                {
+                    "name": w.name,
+                    "queues": w.queues,
+                    "lastSeen": w.last_seen,
+                    "currentJobId": w.current_job_id or None,
+                    "jobsDone": w.jobs_done,
+                }
+                for w in workers
+            ],
+        },
+        "queues": queues,
+    }
