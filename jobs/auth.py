@@ -3,11 +3,13 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from typing import Any
+from typing import Any, Iterable
 
+from django.db import transaction
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from jobs import audit
 from jobs.models import ApiKey
 
 PREFIX = "jc_"
@@ -22,6 +24,15 @@ def create_api_key(*, user: Any, name: str = "default") -> tuple[ApiKey, str]:
     raw = PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(user=user, name=name, prefix=raw[:10], key_hash=hash_key(raw))
     return key, raw
+
+
+def revoke_api_keys(key_ids: Iterable[int], *, actor: Any = None, source: str = "admin") -> int:
+    """Revoke keys that are still active (audited); returns how many were revoked."""
+    ids = list(key_ids)
+    with transaction.atomic():
+        n = ApiKey.objects.filter(pk__in=ids, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        audit.record(actor=actor, action="revoke_api_key", detail={"api_key_ids": ids, "revoked": n}, source=source)
+    return n
 
 
 def user_for_key(raw: str) -> Any:

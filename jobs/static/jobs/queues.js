@@ -1,0 +1,108 @@
+// Queues page: poll the staff-only counts view every 2 s and update the tables in place.
+(function () {
+  "use strict";
+  var INTERVAL = 2000;
+  var table = document.getElementById("queues-table");
+  if (!table) return;
+  var url = table.dataset.countsUrl;
+  var jobUrl = table.dataset.jobUrl;
+  var status = document.getElementById("jc-updated");
+  var redis = document.getElementById("jc-redis");
+
+  function setText(el, value) {
+    if (el && el.textContent !== String(value)) {
+      el.textContent = value;
+      el.classList.add("jc-changed");
+      setTimeout(function () { el.classList.remove("jc-changed"); }, 800);
+    }
+  }
+
+  function updateQueue(q) {
+    var row = table.querySelector('tr[data-queue="' + CSS.escape(q.name) + '"]');
+    if (!row) return;
+    Object.keys(q.counts).forEach(function (field) {
+      setText(row.querySelector('[data-field="' + field + '"]'), q.counts[field]);
+    });
+    var state = row.querySelector('[data-field="state"]');
+    setText(state, q.is_paused ? "paused" : "running");
+    state.className = "jc-state " + (q.is_paused ? "paused" : "running");
+    row.classList.toggle("jc-paused", q.is_paused);
+    var pause = row.querySelector('form[data-op="pause"]');
+    var resume = row.querySelector('form[data-op="resume"]');
+    if (pause) pause.hidden = q.is_paused;
+    if (resume) resume.hidden = !q.is_paused;
+  }
+
+  function cell(tr, text, cls) {
+    var td = document.createElement("td");
+    if (cls) td.className = cls;
+    if (text instanceof Node) td.appendChild(text); else td.textContent = text;
+    tr.appendChild(td);
+    return td;
+  }
+
+  function updateWorkers(workers) {
+    var body = document.querySelector("#workers-table tbody");
+    if (!body) return;
+    var rows = document.createDocumentFragment();
+    workers.forEach(function (w) {
+      var tr = document.createElement("tr");
+      tr.dataset.worker = w.name;
+      cell(tr, w.name); cell(tr, w.hostname); cell(tr, w.pid, "jc-num"); cell(tr, w.queues.join(", "));
+      cell(tr, w.age + "s ago").title = w.last_seen;
+      if (w.current_job) {
+        var a = document.createElement("a");
+        a.href = jobUrl.replace("JOBID", encodeURIComponent(w.current_job));
+        a.textContent = w.current_job.slice(0, 8);
+        cell(tr, a);
+      } else {
+        cell(tr, "—");
+      }
+      cell(tr, w.jobs_done, "jc-num");
+      var badge = document.createElement("span");
+      badge.className = "jc-worker " + w.state;
+      badge.textContent = w.state;
+      cell(tr, badge);
+      rows.appendChild(tr);
+    });
+    if (!workers.length) {
+      var tr = document.createElement("tr");
+      tr.className = "jc-empty";
+      cell(tr, "No workers have reported in the last hour.").colSpan = 8;
+      rows.appendChild(tr);
+    }
+    body.replaceChildren(rows);
+  }
+
+  function poll() {
+    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" })
+      .then(function (r) {
+        if (r.redirected) throw new Error("session ended; reload to log in");
+        if (!r.ok || !(r.headers.get("Content-Type") || "").startsWith("application/json")) throw new Error("HTTP " + r.status);
+        return r.json();
+      })
+      .then(function (data) {
+        data.queues.forEach(updateQueue);
+        updateWorkers(data.workers);
+        redis.textContent = data.redis ? "connected" : "unreachable";
+        redis.className = "jc-flag " + (data.redis ? "ok" : "bad");
+        status.dataset.state = "live";
+        status.textContent = "live · updated " + new Date(data.at).toLocaleTimeString();
+      })
+      .catch(function (err) {
+        status.dataset.state = "error";
+        status.textContent = "could not refresh (" + err.message + "); retrying";
+      })
+      .finally(function () { setTimeout(poll, INTERVAL); });
+  }
+
+  document.querySelectorAll("form.jc-clean").forEach(function (form) {
+    form.addEventListener("submit", function (ev) {
+      var msg = "Remove up to " + form.limit.value + " " + form.status.value + " jobs of " + form.dataset.queue +
+        " older than " + form.grace.value + " s?";
+      if (!window.confirm(msg)) ev.preventDefault();
+    });
+  });
+
+  setTimeout(poll, INTERVAL);
+})();

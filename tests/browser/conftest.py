@@ -1,0 +1,67 @@
+"""A real Chromium driven by Playwright against pytest-django's live server.
+
+Uses the system's chromium (never `playwright install`); the tests skip when it is not installed.
+"""
+from __future__ import annotations
+
+import shutil
+from typing import Any, Iterator
+
+import pytest
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-quic",
+]
+PASSWORD = "console-test-password"
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    """One headless Chromium per module, closed (with Playwright's event loop) before other tests run."""
+    executable = shutil.which("chromium")
+    if executable is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium); the browser tests need it")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    with pytest.MonkeyPatch.context() as mp:
+        # Playwright's sync API keeps an asyncio loop registered on this thread; the test's own ORM
+        # calls are still synchronous, so Django's async-safety guard is lifted for these tests only.
+        mp.setenv("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+        with sync_api.sync_playwright() as pw:
+            chromium = pw.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS, headless=True)
+            try:
+                yield chromium
+            finally:
+                chromium.close()
+
+
+@pytest.fixture
+def page(browser: Any) -> Iterator[Any]:
+    """A fresh browser context (no cookies) and page, with short default timeouts."""
+    context = browser.new_context(viewport={"width": 1400, "height": 900})
+    context.set_default_timeout(10_000)
+    page = context.new_page()
+    yield page
+    context.close()
+
+
+@pytest.fixture
+def operator(django_user_model: Any) -> Any:
+    """A superuser to log in as."""
+    return django_user_model.objects.create_superuser("operator", email="ops@example.com", password=PASSWORD)
+
+
+@pytest.fixture
+def logged_in(page: Any, live_server: Any, operator: Any) -> Any:
+    """The page, logged in to the admin as `operator`."""
+    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
+    page.fill("#id_username", operator.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{live_server.url}/admin/")
+    return page
