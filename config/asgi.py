@@ -7,5 +7,8 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
 
-application = ProtocolTypeRouter({"http": django_asgi_app})
+# daphne is the only HTTP server (make run, Docker): it serves /static/ (admin CSS/JS, API docs)
+# straight from the apps' static folders through Django's handler; no collectstatic needed.
+application = ProtocolTypeRouter({"http": ASGIStaticFilesHandler(django_asgi_app)})

@@ -8,6 +8,7 @@ from typing import Any, Iterable, Sequence
 
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from jobs import audit, broker, conf, hooks, priority, registry
 from jobs.exceptions import InvalidInput, InvalidTransition, NotFound
@@ -145,29 +146,35 @@ def get_job(job_id: str, *, user: Any = None) -> Job:
         raise NotFound(f"job {job_id} not found") from None
 
 
-def cancel(job_id: str, *, actor: Any = None, source: str = "api", record: bool = True) -> Job:
+def cancel(job_id: str, *, actor: Any = None, user: Any = None, source: str = "api", record: bool = True) -> Job:
     """Cancel a waiting or delayed job at once; ask an active one to stop (the worker stops it hard after a grace)."""
-    job = get_job(job_id)
+    job = get_job(job_id, user=user)
     if job.status in PENDING:
-        transition(job.id, queue=job.queue, source=tuple(PENDING), target=Status.CANCELLED, message="cancelled", completed_at=timezone.now(), error_kind="CANCELLED", failed_reason="cancelled before it ran")
-        transaction.on_commit(lambda: broker.remove_from_lists(job.id, job.queue))
-        transaction.on_commit(lambda: hooks.fire(_change(job, "cancelled", Status.CANCELLED)))
-    elif job.status == Status.ACTIVE:
+        try:
+            transition(job.id, queue=job.queue, source=tuple(PENDING), target=Status.CANCELLED, message="cancelled", completed_at=timezone.now(), error_kind="CANCELLED", failed_reason="cancelled before it ran")
+        except InvalidTransition as exc:
+            if exc.current != Status.ACTIVE:
+                raise
+            job.status = Status.ACTIVE  # a worker claimed it meanwhile: ask it to stop instead
+        else:
+            transaction.on_commit(lambda: broker.remove_from_lists(job.id, job.queue))
+            transaction.on_commit(lambda: hooks.fire(_change(job, "cancelled", Status.CANCELLED)))
+    elif job.status != Status.ACTIVE:
+        raise InvalidTransition(job.id, job.status, Status.CANCELLED)
+    if job.status == Status.ACTIVE:
         now = timezone.now()
         if not Job.objects.filter(pk=job.id, status=Status.ACTIVE).update(cancel_requested_at=now):
             raise InvalidTransition(job.id, Job.objects.get(pk=job.id).status, Status.CANCELLED)
         JobEvent.objects.create(job_id=job.id, queue=job.queue, from_status=Status.ACTIVE, to_status=Status.ACTIVE, message="cancel requested", at=now)
-    else:
-        raise InvalidTransition(job.id, job.status, Status.CANCELLED)
     if record:
         audit.record(actor=actor, action="cancel", queue=job.queue, job_ids=[job.id], source=source)
     job.refresh_from_db()
     return job
 
 
-def retry(job_id: str, *, actor: Any = None, source: str = "api", record: bool = True) -> Job:
+def retry(job_id: str, *, actor: Any = None, user: Any = None, source: str = "api", record: bool = True) -> Job:
     """Run a failed or cancelled job again, with its attempts counted afresh."""
-    job = get_job(job_id)
+    job = get_job(job_id, user=user)
     with transaction.atomic():
         transition(
             job.id, queue=job.queue, source=(Status.FAILED, Status.CANCELLED), target=Status.WAITING, message="retried",
@@ -226,7 +233,11 @@ def set_paused(queue: str, *, paused: bool, actor: Any = None, source: str = "ap
     with transaction.atomic():
         state, _ = QueueState.objects.update_or_create(name=queue, defaults={"paused": paused, "changed_by": actor if getattr(actor, "pk", None) else None})
         audit.record(actor=actor, action="pause" if paused else "resume", queue=queue, source=source)
-    broker.set_paused(queue, paused)
+    try:
+        broker.set_paused(queue, paused)
+    except RedisError:
+        # The database holds the pause; reconcile copies it to Redis once Redis answers.
+        log.warning("queue %s %s in the database; Redis not reachable, reconcile will sync it", queue, "paused" if paused else "resumed")
     return state
 
 
@@ -274,16 +285,15 @@ def apply_retention(*, now: datetime | None = None, batch: int = 1000) -> int:
 
 
 def retry_dead_letter(job_id: str, *, actor: Any = None, user: Any = None, source: str = "api") -> Job:
-    """A new job with the dead job's input; the dead letter is resolved as retried."""
+    """A new job with the dead job's input; the dead letter is resolved as retried (once, even if two operators click)."""
     old = get_job(job_id, user=user)
-    try:
-        letter = DeadLetter.objects.get(job_id=old.id, resolved_at__isnull=True)
-    except DeadLetter.DoesNotExist:
-        raise NotFound(f"job {job_id} is not in the dead-letter queue") from None
     with transaction.atomic():
-        new, _ = enqueue(type=old.type, payload=old.payload, owner=old.owner, priority=old.priority, queue=old.queue, group_ref=old.group_ref)
+        # Resolving first, conditionally, makes a concurrent second retry find nothing open.
+        if not DeadLetter.objects.filter(job_id=old.id, resolved_at__isnull=True).update(resolved_at=timezone.now(), resolution=DeadLetter.Resolution.RETRIED):
+            raise NotFound(f"job {job_id} is not in the dead-letter queue")
+        new, _ = enqueue(type=old.type, payload=old.payload, owner=old.owner, priority=old.priority, queue=old.queue, group_ref=old.group_ref, attempts=old.max_attempts)
         Job.objects.filter(pk=new.id).update(retry_of=old)
-        DeadLetter.objects.filter(pk=letter.pk, resolved_at__isnull=True).update(resolved_at=timezone.now(), resolution=DeadLetter.Resolution.RETRIED, retry_job=new)
+        DeadLetter.objects.filter(job_id=old.id).update(retry_job=new)
         audit.record(actor=actor or user, action="dlq_retry", queue=old.queue, job_ids=[old.id, new.id], source=source)
     return new
 
