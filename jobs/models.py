@@ -63,6 +63,7 @@ class Job(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [
+            models.Index(fields=["-created_at"], name="job_created"),
             models.Index(fields=["queue", "status", "-created_at"], name="job_queue_status"),
             models.Index(fields=["owner", "-created_at"], name="job_owner_created"),
             models.Index(fields=["status", "run_at"], name="job_delayed_due", condition=Q(status="delayed")),
