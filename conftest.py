@@ -7,3 +7,17 @@ os.environ.setdefault("JOBS_HEARTBEAT_INTERVAL", "0.2")
 os.environ.setdefault("JOBS_STALL_TIMEOUT", "2")
 os.environ.setdefault("JOBS_CANCEL_GRACE", "1")
 os.environ.setdefault("JOBS_SHUTDOWN_GRACE", "2")
+
+
+def pytest_configure(config):
+    """pytest-django imports the settings before this file runs, so the defaults above reach only
+    subprocess workers; give the test process itself the same engine timings."""
+    from django.conf import settings
+
+    from config.env import read_env
+
+    env = read_env()
+    settings.JOBS_STALL_TIMEOUT = env.stall_timeout
+    settings.JOBS_HEARTBEAT_INTERVAL = env.heartbeat_interval
+    settings.JOBS_CANCEL_GRACE = env.cancel_grace
+    settings.JOBS_SHUTDOWN_GRACE = env.shutdown_grace

@@ -70,19 +70,28 @@ def parse_queue(name: str, raw: dict[str, Any]) -> QueueConfig:
             count=None if rule.get("count") is None else _positive(name, "retention.count", rule["count"], int),
             age=None if rule.get("age") is None else _positive(name, "retention.age", rule["age"]),
         )
-    rate = raw.get("rate_limit")
     return QueueConfig(
         name=name,
         attempts=_positive(name, "attempts", raw.get("attempts", 3), int),
         backoff=backoff,
         timeout=_positive(name, "timeout", raw.get("timeout", 600)),
         retention=retention,
-        rate_limit=None
-        if not rate
-        else RateLimit(max=_positive(name, "rate_limit.max", rate["max"], int), duration=_positive(name, "rate_limit.duration", rate["duration"])),
+        rate_limit=_rate_limit(name, raw.get("rate_limit")),
         concurrency=_positive(name, "concurrency", raw.get("concurrency", 1), int),
         group=str(raw.get("group", "default")),
     )
+
+
+def _rate_limit(name: str, rate: Any) -> RateLimit | None:
+    if not rate:
+        return None
+    if not isinstance(rate, dict) or "max" not in rate or "duration" not in rate:
+        raise ValueError(f"queue {name!r}: rate_limit needs max and duration, got {rate!r}")
+    duration = _positive(name, "rate_limit.duration", rate["duration"])
+    if duration != int(duration):
+        # The limiter's windows are whole seconds; rounding would silently change the rate.
+        raise ValueError(f"queue {name!r}: rate_limit.duration must be whole seconds, got {rate['duration']!r}")
+    return RateLimit(max=_positive(name, "rate_limit.max", rate["max"], int), duration=duration)
 
 
 @lru_cache(maxsize=1)

@@ -18,7 +18,7 @@ from django.utils import timezone
 from jobs import broker, conf, hooks, retry
 from jobs.exceptions import ErrorKind, InvalidTransition, JobError
 from jobs.models import DeadLetter, Job
-from jobs.states import Status, transition
+from jobs.states import Status, transition, transition_returning
 
 log = logging.getLogger(__name__)
 
@@ -53,12 +53,17 @@ def _change(job: Claimed | Job, event: str, status: str, **data: Any) -> hooks.J
     )
 
 
+_CLAIMED_FIELDS = ("queue", "type", "payload", "attempts_made", "max_attempts", "priority", "owner_id", "group_ref")
+
+
 def claim(job_id: str, *, queue: str, worker: str) -> Claimed | None:
     """Move a waiting job to active for `worker`; None if it is no longer waiting (cancelled, taken)."""
     now = timezone.now()
     try:
-        transition(
+        # The row comes back from the claiming statement itself: no SELECT after the claim.
+        j = transition_returning(
             job_id,
+            returning=_CLAIMED_FIELDS,
             queue=queue,
             source=Status.WAITING,
             target=Status.ACTIVE,
@@ -71,9 +76,8 @@ def claim(job_id: str, *, queue: str, worker: str) -> Claimed | None:
         )
     except InvalidTransition:
         return None
-    j = Job.objects.values("id", "queue", "type", "payload", "attempts_made", "max_attempts", "priority", "owner_id", "group_ref").get(pk=job_id)
     claimed = Claimed(
-        id=j["id"], queue=j["queue"], type=j["type"], payload=j["payload"], attempt=j["attempts_made"],
+        id=job_id, queue=j["queue"], type=j["type"], payload=j["payload"], attempt=j["attempts_made"],
         max_attempts=j["max_attempts"], priority=j["priority"], owner_id=j["owner_id"], group_ref=j["group_ref"],
     )
     hooks.fire(_change(claimed, "started", Status.ACTIVE))

@@ -22,6 +22,8 @@ class Guard:
     def __init__(self) -> None:
         self.in_task = False
         self.pending: BaseException | None = None
+        self.job_id: str | None = None
+        self._lock = threading.Lock()
         self._main = threading.main_thread().ident
         self._installed = False
 
@@ -40,16 +42,26 @@ class Guard:
             exc, self.pending = self.pending, None
             raise exc
 
-    def interrupt(self, exc: BaseException) -> None:
-        """From another thread: raise `exc` in the task now."""
-        self.pending = exc
+    def interrupt(self, exc: BaseException, *, job_id: str | None = None) -> bool:
+        """From another thread: raise `exc` in the task now; with `job_id`, only if that job still runs.
+
+        The heartbeat decides to stop a job and then calls this: meanwhile the job may have ended
+        and the next one started, which must not receive the previous job's stop.
+        """
+        with self._lock:
+            if job_id is not None and job_id != self.job_id:
+                return False
+            self.pending = exc
         if self._installed and self._main is not None:
             signal.pthread_kill(self._main, signal.SIGUSR1)
+        return True
 
     @contextmanager
-    def running(self, timeout: float) -> Iterator[None]:
-        self.pending = None
-        self.in_task = True
+    def running(self, timeout: float, *, job_id: str | None = None) -> Iterator[None]:
+        with self._lock:
+            self.pending = None
+            self.job_id = job_id
+            self.in_task = True
         if self._installed:
             signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
@@ -57,12 +69,16 @@ class Guard:
         finally:
             if self._installed:
                 signal.setitimer(signal.ITIMER_REAL, 0)
-            self.in_task = False
+            with self._lock:
+                self.in_task = False
+                self.job_id = None
 
 
 def _jsonable(value: Any) -> Any:
     try:
-        json.dumps(value)
+        # allow_nan=False: PostgreSQL's jsonb refuses NaN and Infinity, which would otherwise fail
+        # the complete() write and be retried as if the error were transient.
+        json.dumps(value, allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise PermanentError(f"task returned a value that is not JSON: {exc}", kind=ErrorKind.VALIDATION) from exc
     return value
@@ -93,7 +109,7 @@ def run(
             task = registry.get(claimed.type)
         except Exception as exc:
             raise PermanentError(f"job type {claimed.type!r} is not registered on this worker", kind=ErrorKind.VALIDATION) from exc
-        with guard.running(timeout):
+        with guard.running(timeout, job_id=claimed.id):
             result = task.func(ctx, claimed.payload)
         ok = lifecycle.complete(claimed, worker=worker, result=_jsonable(result))
         return "completed" if ok else ""

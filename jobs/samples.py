@@ -23,8 +23,14 @@ def echo(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
 
 @task("sleep", api=True)
 def sleep(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    """Sleeps `seconds` in steps, reporting progress and honouring cancel requests (`ignore_cancel` to test hard stops)."""
+    """Sleeps `seconds` in steps, reporting progress and honouring cancel requests (`ignore_cancel` to test hard stops).
+
+    With `slow_attempts: n` only the first n attempts sleep; later ones return at once (recovery tests).
+    """
     seconds = float(payload.get("seconds", 1.0))
+    slow = payload.get("slow_attempts")
+    if slow is not None and ctx.attempt > int(slow):
+        return {"slept": 0.0}
     steps = max(1, int(payload.get("steps", 10)))
     for i in range(steps):
         if not payload.get("ignore_cancel"):

@@ -65,14 +65,18 @@ class ReconcileReport:
     paused_synced: int = 0
 
 
-def reconcile() -> ReconcileReport:
-    """Hand every waiting job that Redis lost back to RQ, and restore the paused set from the database."""
+def reconcile(*, grace: float = RECONCILE_GRACE) -> ReconcileReport:
+    """Hand every waiting job that Redis lost back to RQ, and restore the paused set from the database.
+
+    Waiting jobs changed in the last `grace` seconds are left alone: their after-commit push may
+    still be on its way (a second copy would be harmless, as claims are conditional, but wasteful).
+    """
     report = ReconcileReport()
     paused = set(QueueState.objects.filter(paused=True).values_list("name", flat=True))
     if broker.paused_queues() != paused:
         broker.sync_paused(paused)
         report.paused_synced = len(paused)
-    settled = timezone.now() - timedelta(seconds=RECONCILE_GRACE)
+    settled = timezone.now() - timedelta(seconds=grace)
     for name, queue in conf.all_queues().items():
         carried = broker.carried_ids(name)
         missing = [

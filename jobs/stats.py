@@ -32,15 +32,29 @@ def _net(events: QuerySet[JobEvent]) -> dict[str, dict[str, int]]:
 
 
 
+def _watermark() -> int:
+    return StatsWatermark.objects.filter(pk=1).values_list("event_id", flat=True).first() or 0
+
+
 def counts() -> dict[str, dict[str, int]]:
-    """queue -> status -> number of jobs."""
-    mark = StatsWatermark.objects.filter(pk=1).values_list("event_id", flat=True).first() or 0
-    out: dict[str, dict[str, int]] = defaultdict(lambda: {s: 0 for s in STATUSES})
-    for qc in QueueCount.objects.all():
-        out[qc.queue][qc.status] = out[qc.queue].get(qc.status, 0) + qc.count
-    for queue, deltas in _net(JobEvent.objects.filter(id__gt=mark)).items():
-        for status, n in deltas.items():
-            out[queue][status] = out[queue].get(status, 0) + n
+    """queue -> status -> number of jobs.
+
+    The watermark, the folded counts and the newer events are three statements with three
+    snapshots: a fold committing between them would count its events twice. A fold always moves
+    the watermark, so the read is repeated until the watermark is the same before and after.
+    """
+    mark = _watermark()
+    for _ in range(10):
+        out: dict[str, dict[str, int]] = defaultdict(lambda: {s: 0 for s in STATUSES})
+        for qc in QueueCount.objects.all():
+            out[qc.queue][qc.status] = out[qc.queue].get(qc.status, 0) + qc.count
+        for queue, deltas in _net(JobEvent.objects.filter(id__gt=mark)).items():
+            for status, n in deltas.items():
+                out[queue][status] = out[queue].get(status, 0) + n
+        again = _watermark()
+        if again == mark:
+            break
+        mark = again
     return {q: dict(v) for q, v in out.items()}
 
 

@@ -49,12 +49,14 @@ class EngineWorker(BaseWorker):
         self.current: tuple[lifecycle.Claimed, JobContext] | None = None
         self._cancel_seen_at: float | None = None
         self._interrupted_at: float | None = None
+        self._beat_job_id: str | None = None  # the job the two fields above are about
         self._stop_asked_at: float | None = None
         self._paused: set[str] = set()
         self._paused_read = 0.0
         self._beat_stop = threading.Event()
         self._beat_thread: threading.Thread | None = None
         self._last_rq_beat = 0.0
+        self._suspension_read = 0.0
         self.jobs_done = 0
         self._limiter: Any = None
 
@@ -89,6 +91,14 @@ class EngineWorker(BaseWorker):
             return
         self._last_rq_beat = time.monotonic()
         super().heartbeat(timeout, pipeline)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        # RQ asks Redis before every job; `rq suspend` is an operator's switch, once a second is enough.
+        now = time.monotonic()
+        if now - self._suspension_read < PAUSED_REFRESH:
+            return
+        self._suspension_read = now
+        super().check_for_suspension(burst)
 
     def run_maintenance_tasks(self) -> None:
         # RQ's registries are not used for engine jobs; recovery is the scheduler's (jobs.scheduler).
@@ -193,6 +203,10 @@ class EngineWorker(BaseWorker):
             return
         claimed, ctx = current
         now = time.monotonic()
+        if self._beat_job_id != claimed.id:
+            # A new job: drop what a late beat may have written about the previous one after
+            # execute_job reset it (else the next job would be hard-stopped for its cancel).
+            self._beat_job_id, self._cancel_seen_at, self._interrupted_at = claimed.id, None, None
         if self._cancel_seen_at is None and Job.objects.filter(pk=claimed.id, cancel_requested_at__isnull=False).exists():
             self._cancel_seen_at = now
             ctx._cancel.set()
@@ -207,7 +221,7 @@ class EngineWorker(BaseWorker):
         if self._interrupted_at is None:
             self._interrupted_at = now
             log.warning("worker %s: stopping job %s: %s", self.name, claimed.id, exc)
-            self.guard.interrupt(exc)
+            self.guard.interrupt(exc, job_id=claimed.id)
         elif now - self._interrupted_at > max(settings.JOBS_CANCEL_GRACE, 5.0):
             # The task ignores interrupts (stuck in native code): record the outcome and end the process.
             log.error("worker %s: job %s did not stop; exiting the process", self.name, claimed.id)
