@@ -57,6 +57,7 @@ class EngineWorker(BaseWorker):
         self._beat_thread: threading.Thread | None = None
         self._last_rq_beat = 0.0
         self._suspension_read = 0.0
+        self._pop_script = self.connection.register_script(broker.POP_READY_SCRIPT)
         self.jobs_done = 0
         self._limiter: Any = None
 
@@ -120,6 +121,10 @@ class EngineWorker(BaseWorker):
                     return None
                 time.sleep(BLOCK_SECONDS)
                 continue
+            # While jobs are waiting (a busy worker), one round trip per job; BLPOP only when idle.
+            ready = broker.pop_ready(self._pop_script, keys)
+            if ready is not None:
+                return ready
             popped = conn.blpop(keys, timeout=0.01 if burst else BLOCK_SECONDS)
             if popped is None:
                 if burst or (max_idle_time is not None and time.monotonic() - idle_since > max_idle_time):
