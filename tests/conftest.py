@@ -8,6 +8,7 @@ from typing import Any, Callable, Iterator
 
 import pytest
 from django.conf import settings
+from django.contrib.auth import get_user_model
 
 from jobs import broker, conf
 
@@ -22,6 +23,24 @@ def clean_redis() -> Iterator[Any]:
     conn.flushdb()
     yield conn
     conn.flushdb()
+
+
+@pytest.fixture
+def alice() -> Any:
+    """A non-staff user."""
+    return get_user_model().objects.create_user("alice")
+
+
+@pytest.fixture
+def bob() -> Any:
+    """Another non-staff user."""
+    return get_user_model().objects.create_user("bob")
+
+
+@pytest.fixture
+def staff() -> Any:
+    """A staff user (queue-wide operations)."""
+    return get_user_model().objects.create_user("ops", is_staff=True)
 
 
 @pytest.fixture

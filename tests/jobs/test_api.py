@@ -5,7 +5,6 @@ from datetime import timedelta
 from typing import Any, Callable
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -28,21 +27,6 @@ def _private(ctx: Any, payload: dict[str, Any]) -> None:
 
 
 # -- fixtures -----------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def alice() -> Any:
-    return get_user_model().objects.create_user("alice")
-
-
-@pytest.fixture
-def bob() -> Any:
-    return get_user_model().objects.create_user("bob")
-
-
-@pytest.fixture
-def staff() -> Any:
-    return get_user_model().objects.create_user("ops", is_staff=True)
 
 
 def client_for(user: Any) -> APIClient:

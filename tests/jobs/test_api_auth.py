@@ -4,7 +4,6 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.contrib.auth import get_user_model
 from django.utils import timezone
 from rest_framework.test import APIClient
 
@@ -56,21 +55,6 @@ ALL_ENDPOINTS = JOB_ENDPOINTS + STAFF_ENDPOINTS + USER_ENDPOINTS
 
 def _id(endpoint: tuple[str, str, Any]) -> str:
     return f"{endpoint[0].upper()} {endpoint[1]}"
-
-
-@pytest.fixture
-def alice() -> Any:
-    return get_user_model().objects.create_user("alice")
-
-
-@pytest.fixture
-def bob() -> Any:
-    return get_user_model().objects.create_user("bob")
-
-
-@pytest.fixture
-def staff() -> Any:
-    return get_user_model().objects.create_user("ops", is_staff=True)
 
 
 def bearer(raw: str) -> APIClient:
