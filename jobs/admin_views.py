@@ -119,22 +119,24 @@ def _back(site: admin.AdminSite) -> HttpResponseRedirect:
     return HttpResponseRedirect(reverse("admin:jobs_queues", current_app=site.name))
 
 
+def _set_paused(request: HttpRequest, queue: str, site: admin.AdminSite, *, paused: bool) -> HttpResponse:
+    _operate(request, queue)
+    services.set_paused(queue, paused=paused, actor=request.user, source="admin")
+    done = "paused: workers take nothing from it; running jobs finish." if paused else "resumed."
+    messages.success(request, f"Queue {queue} {done}")
+    return _back(site)
+
+
 @require_POST
 def pause(request: HttpRequest, queue: str, *, site: admin.AdminSite) -> HttpResponse:
     """Pause a queue through services.set_paused (audited)."""
-    _operate(request, queue)
-    services.set_paused(queue, paused=True, actor=request.user, source="admin")
-    messages.success(request, f"Queue {queue} paused: workers take nothing from it; running jobs finish.")
-    return _back(site)
+    return _set_paused(request, queue, site, paused=True)
 
 
 @require_POST
 def resume(request: HttpRequest, queue: str, *, site: admin.AdminSite) -> HttpResponse:
     """Resume a queue through services.set_paused (audited)."""
-    _operate(request, queue)
-    services.set_paused(queue, paused=False, actor=request.user, source="admin")
-    messages.success(request, f"Queue {queue} resumed.")
-    return _back(site)
+    return _set_paused(request, queue, site, paused=False)
 
 
 @require_POST

@@ -43,7 +43,6 @@ from jobs.serializers import (
     QueueParamSerializer,
     QueueStateOutputSerializer,
     QueueStatsOutputSerializer,
-    api_idempotency_key,
 )
 
 # -- errors -------------------------------------------------------------------------------------
@@ -334,7 +333,7 @@ class JobListCreateApi(APIView):
             payload=data["payload"],
             priority=data.get("priority"),
             delay=data.get("delay"),
-            idempotency_key=api_idempotency_key(request.user, data.get("idempotencyKey")),
+            idempotency_key=data.get("idempotencyKey"),
             owner=request.user,
         )
         return Response(JobOutputSerializer(job).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

@@ -141,11 +141,6 @@ def pop_ready(script: Any, keys: Sequence[str]) -> tuple[str, str] | None:
     return raw_id.decode(), key_to_queue(key.decode())
 
 
-def forget(job_id: str) -> None:
-    """Drop a job's RQ hash once the database holds its outcome."""
-    connection().delete(RQJob.key_for(job_id))
-
-
 def remove_from_lists(job_id: str, queue: str) -> None:
     """Take a cancelled waiting job out of its lists so no worker pops it."""
     conn = connection()

@@ -8,18 +8,10 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs import conf, priority, registry
+from jobs.services import IDEMPOTENCY_KEY_MAX
 from jobs.exceptions import JobsError
 from jobs.selectors import LISTING_STATUSES
 from jobs.states import FINAL, Status
-
-#: Idempotency keys sent by API clients are scoped to the caller (see api_idempotency_key).
-IDEMPOTENCY_KEY_MAX = 150
-
-
-def api_idempotency_key(user: Any, key: str | None) -> str | None:
-    """The stored key for a client's idempotency key: scoped per user, so one caller can never get another's job."""
-    return f"api:{user.pk}:{key}" if key else None
-
 
 # -- fields -------------------------------------------------------------------------------------
 

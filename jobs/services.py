@@ -35,6 +35,18 @@ class JobSpec:
     attempts: int | None = None
 
 
+#: Longest idempotency key a caller may send; the stored key adds the owner's id in front.
+IDEMPOTENCY_KEY_MAX = 150
+
+
+def scoped_key(spec: JobSpec) -> str | None:
+    """The stored idempotency key: scoped by owner, so one caller's key can never return another's job."""
+    if not spec.idempotency_key:
+        return None
+    owner_pk = getattr(spec.owner, "pk", None)
+    return f"{owner_pk if owner_pk is not None else '-'}:{spec.idempotency_key}"
+
+
 def _build(spec: JobSpec, now: datetime) -> Job:
     task = registry.get(spec.type)
     queue = conf.get_queue(spec.queue or task.queue)
@@ -50,8 +62,8 @@ def _build(spec: JobSpec, now: datetime) -> Job:
         errors["delay"] = ["must be a number of seconds >= 0"]
     if spec.attempts is not None and (not isinstance(spec.attempts, int) or not 1 <= spec.attempts <= 100):
         errors["attempts"] = ["must be an integer from 1 to 100"]
-    if spec.idempotency_key is not None and not (0 < len(spec.idempotency_key) <= 200):
-        errors["idempotencyKey"] = ["must be 1-200 characters"]
+    if spec.idempotency_key is not None and not (0 < len(spec.idempotency_key) <= IDEMPOTENCY_KEY_MAX):
+        errors["idempotencyKey"] = [f"must be 1-{IDEMPOTENCY_KEY_MAX} characters"]
     if errors:
         raise InvalidInput("invalid job", extra=errors)
     run_at = spec.run_at or (now + timedelta(seconds=spec.delay) if spec.delay else None)
@@ -65,7 +77,7 @@ def _build(spec: JobSpec, now: datetime) -> Job:
         status=Status.DELAYED if delayed else Status.WAITING,
         run_at=run_at if delayed else None,
         max_attempts=spec.attempts or queue.attempts,
-        idempotency_key=spec.idempotency_key,
+        idempotency_key=scoped_key(spec),
         group_ref=spec.group_ref,
         created_at=now,
         updated_at=now,
@@ -92,8 +104,9 @@ def _carry(jobs: Sequence[Job], event: str = "created") -> None:
 def enqueue(**kwargs: Any) -> tuple[Job, bool]:
     """Write a job and hand it to RQ after commit. Returns (job, created); an idempotency key seen before returns the first job."""
     spec = JobSpec(**kwargs)
-    if spec.idempotency_key:
-        existing = Job.objects.filter(idempotency_key=spec.idempotency_key).first()
+    key = scoped_key(spec)
+    if key:
+        existing = Job.objects.filter(idempotency_key=key).first()
         if existing:
             return existing, False
     now = timezone.now()
@@ -104,8 +117,8 @@ def enqueue(**kwargs: Any) -> tuple[Job, bool]:
             JobEvent.objects.create(job_id=job.id, queue=job.queue, from_status=None, to_status=job.status, message="created", at=now)
             _carry([job])
     except IntegrityError:
-        if spec.idempotency_key:
-            return Job.objects.get(idempotency_key=spec.idempotency_key), False
+        if key:
+            return Job.objects.get(idempotency_key=key), False
         raise
     return job, True
 
@@ -114,17 +127,18 @@ def enqueue_many(specs: Iterable[JobSpec], *, batch_size: int = 2000) -> list[Jo
     """Enqueue many jobs in one transaction with bulk inserts; jobs whose idempotency key exists are returned as they are."""
     specs = list(specs)
     now = timezone.now()
-    keys = [s.idempotency_key for s in specs if s.idempotency_key]
-    existing = {j.idempotency_key: j for j in Job.objects.filter(idempotency_key__in=keys)} if keys else {}
+    keys = [scoped_key(s) for s in specs]
+    wanted = [k for k in keys if k]
+    existing = {j.idempotency_key: j for j in Job.objects.filter(idempotency_key__in=wanted)} if wanted else {}
     out: list[Job] = []
     new: list[Job] = []
-    for spec in specs:
-        if spec.idempotency_key and spec.idempotency_key in existing:
-            out.append(existing[spec.idempotency_key])
+    for spec, key in zip(specs, keys):
+        if key and key in existing:
+            out.append(existing[key])
             continue
         job = _build(spec, now)
-        if spec.idempotency_key:
-            existing[spec.idempotency_key] = job
+        if key:
+            existing[key] = job
         new.append(job)
         out.append(job)
     events = [JobEvent(job_id=j.id, queue=j.queue, from_status=None, to_status=j.status, message="created", at=now) for j in new]

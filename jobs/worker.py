@@ -22,7 +22,6 @@ from django.db import close_old_connections, connection as db_connection
 from django.utils import timezone
 from redis import Redis
 from rq import Queue as RQQueue
-from rq.job import Job as RQJob
 from rq.worker import BaseWorker, WorkerStatus
 
 from jobs import broker, conf, lifecycle, priority, runner
@@ -114,6 +113,7 @@ class EngineWorker(BaseWorker):
         burst = timeout is None
         idle_since = time.monotonic()
         conn = self.connection
+        woke = False
         while not self._stop_requested:
             keys = self._listen_keys()
             if not keys:
@@ -125,24 +125,20 @@ class EngineWorker(BaseWorker):
             ready = broker.pop_ready(self._pop_script, keys)
             if ready is not None:
                 return ready
+            if woke:
+                # What woke us sits in a queue paused meanwhile: read the paused set again.
+                woke, self._paused_read = False, 0.0
+                continue
+            # Idle: block until a list has an id. BLPOP is only the wake-up: the id goes back to the
+            # front of its list and the next loop takes it through pop_ready, the one path that
+            # checks the paused set (a queue paused while we blocked keeps its job).
             popped = conn.blpop(keys, timeout=0.01 if burst else BLOCK_SECONDS)
             if popped is None:
                 if burst or (max_idle_time is not None and time.monotonic() - idle_since > max_idle_time):
                     return None
                 continue
-            key, raw_id = popped
-            job_id = raw_id.decode()
-            queue = broker.key_to_queue(key.decode())
-            with conn.pipeline(transaction=False) as pipe:
-                pipe.sismember(broker.PAUSED_KEY, queue)
-                pipe.delete(RQJob.key_for(job_id))
-                paused, _ = pipe.execute()
-            if paused:
-                # Paused after we started listening: put it back where it was, untouched.
-                conn.lpush(key, job_id)
-                self._paused_read = 0.0
-                continue
-            return job_id, queue
+            conn.lpush(popped[0], popped[1])
+            woke = True
         return None
 
     def execute_job(self, job: Any, queue: Any) -> None:

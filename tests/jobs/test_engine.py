@@ -336,3 +336,16 @@ def test_concurrent_enqueues_with_one_idempotency_key_make_one_job() -> None:
     assert len(ids) == 6 and len(set(ids)) == 1
     assert Job.objects.count() == 1
     assert broker.carried_ids("default") == set(ids)
+
+
+def test_idempotency_keys_are_scoped_by_owner(django_user_model) -> None:
+    ann, bo = django_user_model.objects.create_user("ann"), django_user_model.objects.create_user("bo")
+    first, _ = services.enqueue(type="noop", owner=ann, idempotency_key="order-7")
+    again, created = services.enqueue(type="noop", owner=ann, idempotency_key="order-7")
+    other, other_created = services.enqueue(type="noop", owner=bo, idempotency_key="order-7")
+    ownerless, ownerless_created = services.enqueue(type="noop", idempotency_key="order-7")
+    assert again.id == first.id and not created
+    assert other_created and other.id != first.id
+    assert ownerless_created and ownerless.id not in {first.id, other.id}
+    many = services.enqueue_many([JobSpec(type="noop", owner=bo, idempotency_key="order-7"), JobSpec(type="noop", owner=ann, idempotency_key="order-7")])
+    assert [j.id for j in many] == [other.id, first.id]
