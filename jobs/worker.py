@@ -102,13 +102,14 @@ class EngineWorker(BaseWorker):
 
     def run_maintenance_tasks(self) -> None:
         # RQ's registries are not used for engine jobs; recovery is the scheduler's (jobs.scheduler).
-        self.last_cleaned_at = timezone.now()
+        self.last_cleaned_at = timezone.now()  # type: ignore[assignment]  # RQ annotates it None-only
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         self._stop_asked_at = time.monotonic()
         super().request_stop(signum, frame)
 
-    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> tuple[str, str] | None:
+    # Returns (job id, queue name), not RQ objects: RQ's work() only hands them on to execute_job below.
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> tuple[str, str] | None:  # type: ignore[override]
         """Pop the next job id: highest priority level first, skipping paused queues."""
         burst = timeout is None
         idle_since = time.monotonic()
