@@ -141,13 +141,20 @@ def pop_ready(script: Any, keys: Sequence[str]) -> tuple[str, str] | None:
     return raw_id.decode(), key_to_queue(key.decode())
 
 
-def remove_from_lists(job_id: str, queue: str) -> None:
-    """Take a cancelled waiting job out of its lists so no worker pops it."""
+def remove_from_lists(job_id: str, queue: str, priority_value: int | None = None) -> None:
+    """Take a cancelled waiting job out of its list(s) so no worker pops it."""
+    remove_many([(job_id, queue, priority_value)])
+
+
+def remove_many(items: Iterable[tuple[str, str, int | None]]) -> None:
+    """Take cancelled jobs (id, queue, priority or None for every level) out of their lists, in one round trip."""
     conn = connection()
     with conn.pipeline(transaction=False) as pipe:
-        for lv in priority.LEVELS:
-            pipe.lrem(rq_key(queue, lv), 0, job_id)
-        pipe.delete(RQJob.key_for(job_id))
+        for job_id, queue, prio in items:
+            levels = priority.LEVELS if prio is None else (priority.level(prio),)
+            for lv in levels:
+                pipe.lrem(rq_key(queue, lv), 0, job_id)
+            pipe.delete(RQJob.key_for(job_id))
         pipe.execute()
 
 

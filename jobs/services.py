@@ -4,9 +4,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Iterable, Sequence
+from typing import Any, Iterable, Iterator, Sequence
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import F
 from django.utils import timezone
 from redis.exceptions import RedisError
 
@@ -14,7 +15,7 @@ from jobs import audit, broker, conf, hooks, priority, registry
 from jobs.exceptions import InvalidInput, InvalidTransition, NotFound
 from jobs.lifecycle import _change
 from jobs.models import DeadLetter, Job, JobEvent, QueueState
-from jobs.states import FINAL, PENDING, Status, transition
+from jobs.states import FINAL, PENDING, Status, transition, transition_many
 
 log = logging.getLogger(__name__)
 
@@ -200,7 +201,7 @@ def cancel(job_id: str, *, actor: Any = None, user: Any = None, source: str = "a
                 raise
             job.status = Status.ACTIVE  # a worker claimed it meanwhile: ask it to stop instead
         else:
-            transaction.on_commit(lambda: broker.remove_from_lists(job.id, job.queue))
+            transaction.on_commit(lambda: broker.remove_from_lists(job.id, job.queue, job.priority))
             transaction.on_commit(lambda: hooks.fire(_change(job, "cancelled", Status.CANCELLED)))
     elif job.status != Status.ACTIVE:
         raise InvalidTransition(job.id, job.status, Status.CANCELLED)
@@ -215,14 +216,21 @@ def cancel(job_id: str, *, actor: Any = None, user: Any = None, source: str = "a
     return job
 
 
+#: What a retry clears, so the job runs as if new (with its attempts counted afresh).
+RETRY_RESET: dict[str, Any] = dict(
+    attempts_made=0, progress=0, progress_message="", error_kind="", error_class="", failed_reason="", traceback="",
+    result=None, started_at=None, completed_at=None, worker_name="", cancel_requested_at=None, run_at=None,
+)
+#: Bulk operations work through ids in chunks of this size, one short transaction each.
+BULK_CHUNK = 500
+
+
 def retry(job_id: str, *, actor: Any = None, user: Any = None, source: str = "api", record: bool = True) -> Job:
     """Run a failed or cancelled job again, with its attempts counted afresh."""
     job = get_job(job_id, user=user)
     with transaction.atomic():
         transition(
-            job.id, queue=job.queue, source=(Status.FAILED, Status.CANCELLED), target=Status.WAITING, message="retried",
-            attempts_made=0, progress=0, progress_message="", error_kind="", error_class="", failed_reason="", traceback="",
-            result=None, started_at=None, completed_at=None, worker_name="", cancel_requested_at=None, run_at=None,
+            job.id, queue=job.queue, source=(Status.FAILED, Status.CANCELLED), target=Status.WAITING, message="retried", **RETRY_RESET
         )
         DeadLetter.objects.filter(job_id=job.id, resolved_at__isnull=True).update(resolved_at=timezone.now(), resolution=DeadLetter.Resolution.RETRIED, retry_job_id=job.id)
         job.refresh_from_db()
@@ -232,28 +240,95 @@ def retry(job_id: str, *, actor: Any = None, user: Any = None, source: str = "ap
     return job
 
 
-def _each(ids: Iterable[str], op: Any, **kwargs: Any) -> tuple[list[str], dict[str, str]]:
-    done: list[str] = []
-    skipped: dict[str, str] = {}
+def _chunks(ids: Iterable[str]) -> Iterator[list[str]]:
+    chunk: list[str] = []
     for job_id in ids:
-        try:
-            op(job_id, record=False, **kwargs)
-            done.append(job_id)
-        except (InvalidTransition, NotFound) as exc:
-            skipped[job_id] = exc.message
-    return done, skipped
+        chunk.append(job_id)
+        if len(chunk) == BULK_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def _locked(chunk: list[str]) -> dict[str, tuple[str, str]]:
+    """id -> (queue, status) of the chunk's rows, locked; rows another writer holds are left out."""
+    rows = Job.objects.select_for_update(skip_locked=True).filter(pk__in=chunk).values_list("id", "queue", "status")
+    return {i: (q, st) for i, q, st in rows}
+
+
+def _skipped(chunk: list[str], moved: set[str], found: dict[str, tuple[str, str]], wanted: str) -> dict[str, str]:
+    return {
+        i: f"job {i} is {found[i][1]}, not {wanted}" if i in found else f"job {i} not found or being changed"
+        for i in chunk
+        if i not in moved
+    }
+
+
+def _move(found: dict[str, tuple[str, str]], sources: Iterable[str], target: str, message: str, **fields: Any) -> list[str]:
+    moved: list[str] = []
+    for source in sources:
+        rows = [(i, q) for i, (q, st) in found.items() if st == source]
+        if rows:
+            moved += transition_many(rows, source=source, target=target, message=message, **fields)
+    return moved
+
+
+def _tell(jobs: list[Job], event: str, *, unlist: bool = False) -> None:
+    """After commit, fire the hooks for each job (and with `unlist`, take them out of Redis's lists first)."""
+
+    def fire() -> None:
+        if unlist and jobs:
+            broker.remove_many((j.id, j.queue, j.priority) for j in jobs)
+        for j in jobs:
+            hooks.fire(_change(j, event, j.status))
+
+    transaction.on_commit(fire)
 
 
 def retry_many(ids: Iterable[str], *, actor: Any, source: str = "admin") -> tuple[list[str], dict[str, str]]:
-    """Retry each job that can be retried; returns (retried ids, {skipped id: why}) and audits once."""
-    done, skipped = _each(ids, retry, actor=actor, source=source)
+    """Retry every failed or cancelled job among `ids` with bulk statements; returns (retried, {skipped id: why}) and audits once."""
+    done: list[str] = []
+    skipped: dict[str, str] = {}
+    for chunk in _chunks(ids):
+        with transaction.atomic():
+            found = _locked(chunk)
+            moved = _move(found, (Status.FAILED, Status.CANCELLED), Status.WAITING, "retried", **RETRY_RESET)
+            DeadLetter.objects.filter(job_id__in=moved, resolved_at__isnull=True).update(
+                resolved_at=timezone.now(), resolution=DeadLetter.Resolution.RETRIED, retry_job_id=F("job_id")
+            )
+            _carry(list(Job.objects.filter(pk__in=moved)), event="retried")
+        done += moved
+        skipped.update(_skipped(chunk, set(moved), found, "failed or cancelled"))
     audit.record(actor=actor, action="retry", job_ids=done, detail={"skipped": len(skipped)}, source=source)
     return done, skipped
 
 
 def cancel_many(ids: Iterable[str], *, actor: Any, source: str = "admin") -> tuple[list[str], dict[str, str]]:
-    """Cancel each job that can be cancelled; returns (cancelled ids, {skipped id: why}) and audits once."""
-    done, skipped = _each(ids, cancel, actor=actor, source=source)
+    """Cancel every waiting or delayed job among `ids` and ask every active one to stop, with bulk statements.
+
+    Returns (cancelled or asked-to-stop ids, {skipped id: why}) and audits once.
+    """
+    done: list[str] = []
+    skipped: dict[str, str] = {}
+    for chunk in _chunks(ids):
+        now = timezone.now()
+        with transaction.atomic():
+            found = _locked(chunk)
+            moved = _move(
+                found, (Status.WAITING, Status.DELAYED), Status.CANCELLED, "cancelled",
+                completed_at=now, error_kind="CANCELLED", failed_reason="cancelled before it ran",
+            )
+            active = [(i, q) for i, (q, st) in found.items() if st == Status.ACTIVE]
+            Job.objects.filter(pk__in=[i for i, _ in active], status=Status.ACTIVE).update(cancel_requested_at=now)
+            JobEvent.objects.bulk_create(
+                [JobEvent(job_id=i, queue=q, from_status=Status.ACTIVE, to_status=Status.ACTIVE, message="cancel requested", at=now) for i, q in active]
+            )
+            cancelled = list(Job.objects.filter(pk__in=moved))
+            _tell(cancelled, "cancelled", unlist=True)
+        touched = moved + [i for i, _ in active]
+        done += touched
+        skipped.update(_skipped(chunk, set(touched), found, "waiting, delayed or active"))
     audit.record(actor=actor, action="cancel", job_ids=done, detail={"skipped": len(skipped)}, source=source)
     return done, skipped
 

@@ -295,3 +295,26 @@ def test_a_late_heartbeat_about_a_cancelled_job_does_not_stop_the_next_one(setti
 
     assert worker.guard.pending is None and not ctx.cancel_requested
     assert Job.objects.get(pk=job.id).status == A
+
+
+def test_bulk_retry_and_cancel_use_a_few_statements_per_chunk(burst, django_assert_max_num_queries) -> None:
+    from jobs.models import AuditEntry, DeadLetter
+
+    failed = [services.enqueue(type="fail", payload={"kind": "PERMANENT"})[0].id for _ in range(40)]
+    burst()
+    waiting = [services.enqueue(type="noop")[0].id for _ in range(30)]
+    delayed = [services.enqueue(type="noop", delay=600)[0].id for _ in range(30)]
+    # 100 jobs: a fixed number of statements, not a handful per job.
+    with django_assert_max_num_queries(20):
+        done, skipped = services.cancel_many(waiting + delayed + failed, actor=None)
+    assert sorted(done) == sorted(waiting + delayed)
+    assert set(skipped) == set(failed) and "is failed" in skipped[failed[0]]
+    assert Job.objects.filter(pk__in=waiting + delayed, status="cancelled").count() == 60
+    with django_assert_max_num_queries(20):
+        done, skipped = services.retry_many(failed + waiting, actor=None)
+    assert sorted(done) == sorted(failed + waiting) and not skipped
+    assert DeadLetter.objects.filter(resolved_at__isnull=True).count() == 0
+    assert Job.objects.filter(pk__in=failed, status="waiting", attempts_made=0, failed_reason="").count() == 40
+    burst()
+    assert Job.objects.filter(pk__in=waiting, status="completed").count() == 30
+    assert list(AuditEntry.objects.order_by("at").values_list("action", "count")) == [("cancel", 60), ("retry", 70)]
