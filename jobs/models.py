@@ -87,17 +87,23 @@ class JobEvent(models.Model):
     message = models.TextField(blank=True, default="")
     data = models.JSONField(default=dict, blank=True)
     at = models.DateTimeField()
+    # Set once the event's change is added to QueueCount. A database default, because the worker's
+    # one-statement transitions and COPY insert events without naming this column.
+    folded = models.BooleanField(default=False, db_default=False)
 
     class Meta:
         ordering = ["id"]
-        indexes = [models.Index(fields=["job", "id"], name="jobevent_job")]
+        indexes = [
+            models.Index(fields=["job", "id"], name="jobevent_job"),
+            models.Index(fields=["id"], name="jobevent_unfolded", condition=Q(folded=False)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.from_status or '-'} -> {self.to_status or 'removed'}"
 
 
 class QueueCount(models.Model):
-    """Folded job counts per queue and status, up to StatsWatermark.event_id."""
+    """Job counts per queue and status, from every folded JobEvent."""
 
     queue = models.CharField(max_length=100)
     status = models.CharField(max_length=16)
@@ -105,11 +111,6 @@ class QueueCount(models.Model):
 
     class Meta:
         constraints = [models.UniqueConstraint(fields=["queue", "status"], name="queuecount_unique")]
-
-
-class StatsWatermark(models.Model):
-    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
-    event_id = models.BigIntegerField(default=0)
 
 
 class QueueState(models.Model):

@@ -183,15 +183,6 @@ def test_stats_read_while_the_scheduler_folds_never_double_counts() -> None:
     assert not wrong, f"{len(wrong)} of {reads} reads were off, e.g. {wrong[:3]}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "stats.fold() moves an id watermark past events it cannot see yet: a job enqueued in a "
-        "transaction that stays open longer than the fold lag (FOLD_LAG, 5 s) commits an event "
-        "below the watermark, which is then never counted. Fixing it needs a schema change "
-        "(mark events folded, or tag them with the writing transaction) in jobs/models.py."
-    ),
-)
 def test_stats_count_a_job_enqueued_in_a_transaction_longer_than_the_fold_lag() -> None:
     lag = 0.3
     inserted, release = threading.Event(), threading.Event()
