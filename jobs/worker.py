@@ -1,8 +1,9 @@
 """The engine's worker: RQ's worker loop, registration and signals, with a lean job path.
 
 RQ's own per-job bookkeeping (job hash status, started/finished registries, results) is skipped:
-the database row already holds all of it. Per job this costs three Redis round trips (pop, a
-pipelined paused check plus hash delete) and three short database transactions (claim, outcome).
+the database row already holds all of it. A busy worker spends one Redis round trip per job (a Lua
+pop that checks the paused set and deletes the RQ hash) and, on PostgreSQL, two statements
+(claim, outcome), each an UPDATE plus its event INSERT.
 Jobs run in the worker process (no fork per job); a heartbeat thread keeps the worker's row alive,
 watches for cancel requests and enforces the cancel and shutdown graces.
 """
