@@ -59,6 +59,12 @@ def recover_stalled() -> int:
     return n
 
 
+def prune_workers(*, older_than: float = 24 * 3600) -> int:
+    """Forget workers that stopped, or were last seen, more than `older_than` seconds ago."""
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    return WorkerHeartbeat.objects.filter(last_seen__lt=cutoff).delete()[0]
+
+
 @dataclass
 class ReconcileReport:
     pushed: int = 0
@@ -117,6 +123,7 @@ class Scheduler:
             services.apply_retention()
         if self.due("prune"):
             stats.prune_events()
+            prune_workers()
 
     def run(self) -> None:
         while not self.stopping:

@@ -234,3 +234,13 @@ def test_a_rate_limit_the_limiter_cannot_enforce_exactly_is_refused(rate) -> Non
     with pytest.raises(ValueError, match="rate_limit"):
         parse_queue("q", {"rate_limit": rate})
     assert parse_queue("q", {"rate_limit": {"max": 10, "duration": 60}}).rate_limit.duration == 60
+
+
+def test_prune_workers_forgets_only_long_gone_workers() -> None:
+    from jobs.models import WorkerHeartbeat
+
+    now = timezone.now()
+    for name, seen in (("gone", now - timedelta(days=2)), ("recent", now - timedelta(minutes=5))):
+        WorkerHeartbeat.objects.create(name=name, hostname="h", pid=1, started_at=seen, last_seen=seen)
+    assert scheduler.prune_workers() == 1
+    assert list(WorkerHeartbeat.objects.values_list("name", flat=True)) == ["recent"]
