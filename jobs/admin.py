@@ -24,6 +24,7 @@ from jobs import auth as api_keys
 from jobs.admin_filters import KindFilter, OpenFilter, PriorityFilter, QueueFilter, RevokedFilter, TypeFilter, open_filter
 from jobs.exceptions import JobsError
 from jobs.models import ApiKey, AuditEntry, DeadLetter, Job, JobEvent, QueueState
+from jobs.paginators import EstimatedCountPaginator
 
 #: Ids fetched per query when an action runs on "all N matching": memory and statement size stay flat.
 ID_CHUNK = 500
@@ -107,6 +108,7 @@ class JobAdmin(OperateMixin, admin.ModelAdmin):
     search_help_text = "A job id (or its first 8+ characters), or text in the payload."
     show_full_result_count = False
     show_facets = admin.ShowFacets.NEVER
+    paginator = EstimatedCountPaginator
     actions = ["retry_jobs", "cancel_jobs"]
     change_form_template = "admin/jobs/job/change_form.html"
     change_list_template = "admin/jobs/job/change_list.html"

@@ -1,6 +1,7 @@
 """Sample job types on the default queue, for tests, the demo and benchmarks."""
 from __future__ import annotations
 
+import signal
 import time
 from typing import Any
 
@@ -26,12 +27,21 @@ def sleep(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     """Sleeps `seconds` in steps, reporting progress and honouring cancel requests (`ignore_cancel` to test hard stops).
 
     With `slow_attempts: n` only the first n attempts sleep; later ones return at once (recovery tests).
+    With `block_signals: true` it blocks the signals the worker interrupts with, as native code
+    that never returns to Python would (the worker's last resort: record the outcome and exit).
     """
     seconds = float(payload.get("seconds", 1.0))
     slow = payload.get("slow_attempts")
     if slow is not None and ctx.attempt > int(slow):
         return {"slept": 0.0}
     steps = max(1, int(payload.get("steps", 10)))
+    if payload.get("block_signals"):
+        old = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGALRM})
+        try:
+            time.sleep(seconds)
+        finally:
+            signal.pthread_sigmask(signal.SIG_SETMASK, old)
+        return {"slept": seconds}
     for i in range(steps):
         if not payload.get("ignore_cancel"):
             ctx.check_cancelled()

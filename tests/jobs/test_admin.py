@@ -297,3 +297,16 @@ def test_audit_log_is_read_only_and_filterable(admin_client: Client, admin_user:
     assert admin_client.get(change).status_code == 200
     assert admin_client.post(change, {"action": "forged"}).status_code == 403
     assert admin_client.post(reverse("admin:jobs_auditentry_delete", args=[retry.pk])).status_code == 403
+
+
+def test_job_list_counts_exactly_when_small_and_estimates_past_the_limit(admin_client: Client, monkeypatch: Any) -> None:
+    from jobs.paginators import EstimatedCountPaginator
+
+    services.enqueue_many([services.JobSpec(type="noop") for _ in range(30)])
+    paginator = EstimatedCountPaginator(Job.objects.order_by("-created_at"), 10)
+    assert paginator.count == 30 and paginator.num_pages == 3
+    monkeypatch.setattr(EstimatedCountPaginator, "EXACT_LIMIT", 5)
+    estimated = EstimatedCountPaginator(Job.objects.order_by("-created_at"), 10).count
+    assert estimated >= 6  # never below what the bounded count saw
+    response = admin_client.get(JOBS)
+    assert response.status_code == 200

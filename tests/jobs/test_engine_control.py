@@ -164,6 +164,16 @@ def test_an_active_job_that_ignores_cancel_is_stopped_hard_after_the_grace(worke
     assert proc.poll() is None
 
 
+def test_a_job_deaf_to_interrupts_is_recorded_cancelled_and_its_worker_process_exits(worker_process, settings) -> None:
+    job, proc = _run_until_active(worker_process, {"seconds": 60, "block_signals": True})
+
+    services.cancel(job.id)
+    ended = wait_status(job.id, X, timeout=settings.JOBS_CANCEL_GRACE + 15)
+
+    assert ended.error_kind == "CANCELLED"
+    assert proc.wait(timeout=10) == 3  # the process ended itself; a supervisor starts another
+
+
 def test_cancel_of_an_unknown_job_is_not_found() -> None:
     with pytest.raises(NotFound):
         services.cancel("no-such-job")
