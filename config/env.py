@@ -1,8 +1,10 @@
 """Read and validate the process environment once; the rest of the code reads settings."""
 from __future__ import annotations
 
+import ipaddress
 import json
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
@@ -47,6 +49,92 @@ def _float(env: Mapping[str, str], name: str, default: float) -> float:
     return value
 
 
+def _positive(env: Mapping[str, str], name: str, default: float) -> float:
+    value = _float(env, name, default)
+    if value <= 0:
+        raise ConfigError(f"{name} must be greater than zero, got {env.get(name)!r}")
+    return value
+
+
+_SIZE_UNITS = {"": 1, "K": 1024, "KB": 1024, "M": 1024**2, "MB": 1024**2, "G": 1024**3, "GB": 1024**3}
+
+
+def _size(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = env.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    match = re.fullmatch(r"\s*(\d+)\s*([KMG]B?)?\s*", raw.upper())
+    if not match or int(match.group(1)) == 0:
+        raise ConfigError(f"{name} must be a positive number of bytes (suffix K, M or G allowed), got {raw!r}")
+    return int(match.group(1)) * _SIZE_UNITS[match.group(2) or ""]
+
+
+def _path(env: Mapping[str, str], name: str, default: Path) -> Path:
+    raw = env.get(name)
+    if not raw:
+        return default
+    path = Path(raw).expanduser()
+    return path if path.is_absolute() else BASE_DIR / path
+
+
+_HOST_LABEL = re.compile(r"(?!-)[a-z0-9-]{1,63}(?<!-)")
+
+
+def _public_hosts(env: Mapping[str, str], name: str) -> list[str]:
+    """Host names (never IP literals or localhost) that audio URLs may come from."""
+    hosts = [h.lower().rstrip(".") for h in _list(env, name, [])]
+    for host in hosts:
+        try:
+            ipaddress.ip_address(host.strip("[]"))
+        except ValueError:
+            pass
+        else:
+            raise ConfigError(f"{name} takes host names, not IP addresses: {host!r}")
+        labels = host.split(".")
+        numeric = not re.search(r"[a-z]", labels[-1])  # 2130706433 or 127.1 would reach an address
+        if host == "localhost" or host.endswith(".localhost") or numeric or not all(_HOST_LABEL.fullmatch(label) for label in labels):
+            raise ConfigError(f"{name} takes public host names such as media.example.com, got {host!r}")
+    return hosts
+
+
+def _storage(env: Mapping[str, str]) -> dict[str, Any]:
+    """STORAGE and the S3 variables, checked together."""
+    bucket = env.get("S3_BUCKET", "").strip()
+    storage = (env.get("STORAGE") or ("s3" if bucket else "local")).strip().lower()
+    if storage not in {"local", "s3"}:
+        raise ConfigError(f"STORAGE must be local or s3, got {env.get('STORAGE')!r}")
+    if storage == "s3" and not bucket:
+        raise ConfigError("STORAGE=s3 needs S3_BUCKET")
+    if bucket and not re.fullmatch(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]", bucket):
+        raise ConfigError(f"S3_BUCKET must be an S3 bucket name, got {bucket!r}")
+    endpoint = env.get("S3_ENDPOINT_URL", "").strip()
+    if endpoint and not re.fullmatch(r"https?://[^/\s]+/?", endpoint):
+        raise ConfigError(f"S3_ENDPOINT_URL must be an http(s)://host[:port] URL, got {endpoint!r}")
+    region = env.get("S3_REGION", "").strip()
+    if region and not re.fullmatch(r"[a-z0-9-]+", region):
+        raise ConfigError(f"S3_REGION must be a region name such as eu-west-1, got {region!r}")
+    key_id, secret = env.get("AWS_ACCESS_KEY_ID", ""), env.get("AWS_SECRET_ACCESS_KEY", "")
+    if bool(key_id) != bool(secret):
+        # Never echo either value: they are credentials.
+        raise ConfigError("AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY must be set together (or neither, for boto3's own credential chain)")
+    return dict(
+        storage=storage,
+        s3_bucket=bucket,
+        s3_endpoint_url=endpoint.rstrip("/"),
+        s3_region=region,
+        aws_access_key_id=key_id,
+        aws_secret_access_key=secret,
+    )
+
+
+def _device(env: Mapping[str, str]) -> str:
+    """TRANSCRIPTION_DEVICE: where a worker runs Whisper, cpu (int8) or cuda (float16) / cuda:N."""
+    device = (env.get("TRANSCRIPTION_DEVICE") or "cpu").strip().lower()
+    if device != "cpu" and not re.fullmatch(r"cuda(:\d+)?", device):
+        raise ConfigError(f"TRANSCRIPTION_DEVICE must be cpu, cuda or cuda:N, got {device!r}")
+    return device
+
+
 @dataclass(frozen=True)
 class Env:
     """The validated environment."""
@@ -62,6 +150,18 @@ class Env:
     cancel_grace: float = 10.0
     shutdown_grace: float = 25.0
     metrics_token: str = ""
+    storage: str = "local"
+    media_root: Path = VAR_DIR / "media"
+    s3_bucket: str = ""
+    s3_endpoint_url: str = ""
+    s3_region: str = ""
+    aws_access_key_id: str = field(default="", repr=False)
+    aws_secret_access_key: str = field(default="", repr=False)
+    storage_timeout: float = 30.0
+    transcription_allowed_hosts: list[str] = field(default_factory=list)
+    transcription_model_dir: Path = VAR_DIR / "models"
+    transcription_max_bytes: int = 500 * 1024**2
+    transcription_device: str = "cpu"
 
 
 def read_env(env: Mapping[str, str] | None = None) -> Env:
@@ -101,4 +201,11 @@ def read_env(env: Mapping[str, str] | None = None) -> Env:
         cancel_grace=_float(env, "JOBS_CANCEL_GRACE", 10.0),
         shutdown_grace=_float(env, "JOBS_SHUTDOWN_GRACE", 25.0),
         metrics_token=env.get("METRICS_TOKEN", ""),
+        media_root=_path(env, "MEDIA_ROOT", VAR_DIR / "media"),
+        storage_timeout=_positive(env, "STORAGE_TIMEOUT", 30.0),
+        transcription_allowed_hosts=_public_hosts(env, "TRANSCRIPTION_ALLOWED_HOSTS"),
+        transcription_model_dir=_path(env, "TRANSCRIPTION_MODEL_DIR", VAR_DIR / "models"),
+        transcription_max_bytes=_size(env, "TRANSCRIPTION_MAX_BYTES", 500 * 1024**2),
+        transcription_device=_device(env),
+        **_storage(env),
     )

@@ -5,7 +5,7 @@ from typing import Any
 
 import dj_database_url
 
-from config.env import BASE_DIR, VAR_DIR, read_env
+from config.env import BASE_DIR, VAR_DIR, Env, read_env
 
 ENV = read_env()
 
@@ -28,6 +28,7 @@ INSTALLED_APPS = [
     "drf_spectacular_sidecar",
     "django_rq",
     "jobs",
+    "transcription",
 ]
 
 MIDDLEWARE = [
@@ -86,6 +87,50 @@ STATIC_ROOT = BASE_DIR / "static"
 
 LOGIN_URL = "/admin/login/"
 
+
+def build_storages(env: Env) -> dict[str, Any]:
+    """Django's STORAGES for an environment: the local filesystem, or S3 through django-storages."""
+    default: dict[str, Any] = {"BACKEND": "django.core.files.storage.FileSystemStorage"}
+    if env.storage == "s3":
+        from botocore.config import Config  # botocore only where S3 is configured
+
+        options: dict[str, Any] = {
+            "bucket_name": env.s3_bucket,
+            "endpoint_url": env.s3_endpoint_url or None,
+            "region_name": env.s3_region or None,
+            "file_overwrite": True,  # result keys are rewritten on retry; upload keys are unique
+            "querystring_auth": True,  # url() is a presigned GET
+            # The timeouts bound each connect and read; botocore retries a few times on timeouts,
+            # connection errors, 5xx and throttling, after which the read counts as TRANSIENT.
+            "client_config": Config(
+                connect_timeout=env.storage_timeout,
+                read_timeout=env.storage_timeout,
+                retries={"max_attempts": 3, "mode": "standard"},
+                signature_version="s3v4",  # presigned URLs too (botocore would sign them with SigV2 in us-east-1)
+                # S3-compatible servers: path-style addressing, and no checksums they may not know.
+                s3={"addressing_style": "path"} if env.s3_endpoint_url else None,
+                request_checksum_calculation="when_required" if env.s3_endpoint_url else None,
+                response_checksum_validation="when_required" if env.s3_endpoint_url else None,
+            ),
+        }
+        if env.aws_access_key_id:
+            # Unset: boto3's own chain (instance role, ~/.aws) supplies credentials.
+            options["access_key"] = env.aws_access_key_id
+            options["secret_key"] = env.aws_secret_access_key
+        default = {"BACKEND": "storages.backends.s3.S3Storage", "OPTIONS": options}
+    return {"default": default, "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}}
+
+
+# Files (uploaded audio, transcripts) go through Django's storage API; transcription.sources uses it.
+STORAGES = build_storages(ENV)
+MEDIA_ROOT = ENV.media_root
+MEDIA_URL = "/media/"
+STORAGE_TIMEOUT = ENV.storage_timeout
+TRANSCRIPTION_ALLOWED_HOSTS = ENV.transcription_allowed_hosts
+TRANSCRIPTION_MODEL_DIR = ENV.transcription_model_dir
+TRANSCRIPTION_MAX_BYTES = ENV.transcription_max_bytes
+TRANSCRIPTION_DEVICE = ENV.transcription_device
+
 REDIS_URL = ENV.redis_url
 
 RQ_QUEUES = {"default": {"URL": REDIS_URL}}
@@ -124,6 +169,15 @@ JOBS_QUEUES: dict[str, dict[str, Any]] = {
         "group": "default",
     },
 }
+# Seed 1: one transcription at a time per worker process (a model per process), long timeout.
+JOBS_QUEUES["transcription"] = {
+    "attempts": 3,
+    "backoff": {"delay": 5.0, "factor": 3.0},
+    "timeout": 3600,
+    "retention": {"completed": {"count": 1000, "age": 7 * 24 * 3600}, "failed": {"count": 5000, "age": 30 * 24 * 3600}},
+    "concurrency": 1,
+    "group": "transcription",
+}
 for _name, _override in ENV.queues_override.items():
     JOBS_QUEUES[_name] = {**JOBS_QUEUES.get(_name, {}), **_override}
 
@@ -131,7 +185,7 @@ JOBS_STALL_TIMEOUT = ENV.stall_timeout
 JOBS_HEARTBEAT_INTERVAL = ENV.heartbeat_interval
 JOBS_CANCEL_GRACE = ENV.cancel_grace
 JOBS_SHUTDOWN_GRACE = ENV.shutdown_grace
-JOBS_TASK_MODULES = ["jobs.samples"]
+JOBS_TASK_MODULES = ["jobs.samples", "transcription.tasks"]
 METRICS_TOKEN = ENV.metrics_token
 
 LOGGING = {

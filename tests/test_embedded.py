@@ -203,7 +203,9 @@ def test_serve_starts_everything_and_stops_cleanly_on_sigint(tmp_path: Path) -> 
         for pid in leftover:
             os.killpg(pid, signal.SIGKILL)
     output = "".join(lines)
-    assert len(_children(output)) == 3, output  # web, one worker group, scheduler
+    from jobs import conf
+
+    assert len(_children(output)) == 2 + len(conf.groups()), output  # web, scheduler, a worker per queue group
     assert leftover == [], output
     assert _get(f"{base}/admin/login/") == 0
 

@@ -1,0 +1,1 @@
+"""Whisper transcription on the job engine (seed 1): audio in, transcript out."""

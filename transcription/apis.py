@@ -1,0 +1,110 @@
+"""Seed 1's transcription endpoints: thin views over transcription.services and selectors."""
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpResponse
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from jobs.apis import errors
+from transcription import formats, selectors, services
+from transcription.models import Transcription
+
+
+class TranscriptionInputSerializer(serializers.Serializer):
+    file = serializers.FileField(required=False, help_text="The audio (multipart). Either this or audioUrl.")
+    audioUrl = serializers.CharField(required=False, max_length=1000, help_text="A storage key, an s3:// URL in the configured bucket, or an https URL on an allowed host.")
+    model = serializers.ChoiceField(choices=Transcription.Model.values, required=False)
+    format = serializers.ChoiceField(choices=Transcription.Format.values, required=False)
+    tier = serializers.ChoiceField(choices=Transcription.Tier.values, required=False, help_text="FREE, PRO or PAYG: the job's priority (1, 5, 10).")
+    language = serializers.CharField(required=False, max_length=16)
+
+
+class TranscriptionCreatedSerializer(serializers.Serializer):
+    transcriptionId = serializers.CharField()
+    jobId = serializers.CharField()
+    status = serializers.CharField()
+
+
+class TranscriptionOutputSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    jobId = serializers.CharField(source="job_id", allow_null=True)
+    status = serializers.SerializerMethodField()
+    progress = serializers.SerializerMethodField()
+    attemptsMade = serializers.SerializerMethodField()
+    failedReason = serializers.SerializerMethodField()
+    model = serializers.CharField()
+    format = serializers.CharField()
+    tier = serializers.CharField()
+    language = serializers.CharField()
+    sourceName = serializers.CharField(source="source_name")
+    durationSeconds = serializers.FloatField(source="duration_seconds", allow_null=True)
+    resultUrl = serializers.SerializerMethodField()
+    createdAt = serializers.DateTimeField(source="created_at")
+    completedAt = serializers.SerializerMethodField()
+
+    def _job(self, row: Transcription, field: str, default: Any = None) -> Any:
+        return getattr(row.job, field) if row.job else default
+
+    def get_status(self, row: Transcription) -> str:
+        return str(self._job(row, "status", "unknown"))
+
+    def get_progress(self, row: Transcription) -> int:
+        return int(self._job(row, "progress", 0))
+
+    def get_attemptsMade(self, row: Transcription) -> int:
+        return int(self._job(row, "attempts_made", 0))
+
+    def get_failedReason(self, row: Transcription) -> str | None:
+        return self._job(row, "failed_reason") or None
+
+    def get_completedAt(self, row: Transcription) -> str | None:
+        done = self._job(row, "completed_at")
+        return done.isoformat() if done else None
+
+    def get_resultUrl(self, row: Transcription) -> str | None:
+        return selectors.result_url(row)
+
+
+class TranscriptionListCreateApi(APIView):
+    """Transcribe an uploaded audio file or a stored audio URL (seed 1's addTranscriptionJob over HTTP)."""
+
+    parser_classes = [MultiPartParser, FormParser, JSONParser]
+
+    @extend_schema(
+        tags=["transcriptions"], summary="Request a transcription", operation_id="transcriptions_create",
+        request={"multipart/form-data": TranscriptionInputSerializer, "application/json": TranscriptionInputSerializer},
+        responses={201: TranscriptionCreatedSerializer, **errors(400)},
+    )
+    def post(self, request: Request) -> Response:
+        s = TranscriptionInputSerializer(data=request.data)
+        s.is_valid(raise_exception=True)
+        data = s.validated_data
+        upload = data.get("file")
+        row, job = services.request_transcription(
+            owner=request.user, upload=upload, upload_name=getattr(upload, "name", ""), audio_url=data.get("audioUrl"),
+            model=data.get("model"), format=data.get("format"), tier=data.get("tier"), language=data.get("language"),
+        )
+        return Response({"transcriptionId": row.id, "jobId": job.id, "status": job.status}, status=status.HTTP_201_CREATED)
+
+
+class TranscriptionDetailApi(APIView):
+    """A transcription's status, progress, attempts, failure and result URL (owner or staff; else 404)."""
+
+    @extend_schema(tags=["transcriptions"], summary="Get a transcription", operation_id="transcriptions_retrieve", responses={200: TranscriptionOutputSerializer, **errors(404)})
+    def get(self, request: Request, transcription_id: str) -> Response:
+        return Response(TranscriptionOutputSerializer(selectors.get_for(transcription_id, user=request.user)).data)
+
+
+class TranscriptionResultApi(APIView):
+    """The transcript in the format it was asked for (404 until it exists)."""
+
+    @extend_schema(tags=["transcriptions"], summary="Get a transcript", operation_id="transcriptions_result", responses={200: OpenApiResponse(description="JSON, SRT, VTT or plain text"), **errors(404)})
+    def get(self, request: Request, transcription_id: str) -> HttpResponse:
+        row = selectors.get_for(transcription_id, user=request.user)
+        return HttpResponse(selectors.result_text(row), content_type=formats.CONTENT_TYPES[row.format])

@@ -1,0 +1,93 @@
+"""Transcription writes: accept a request (store the audio, enqueue the job) and do the work on a worker."""
+from __future__ import annotations
+
+import tempfile
+from typing import Any, IO
+
+from django.conf import settings
+from django.db import transaction
+
+from jobs import priority, services as job_services
+from jobs.context import JobContext
+from jobs.exceptions import ErrorKind, JobCancelled, JobError, PermanentError
+from jobs.models import Job
+from transcription import engine, formats, sources
+from transcription.exceptions import StorageUnavailable, TranscriptionInputError
+from transcription.models import Transcription
+
+JOB_TYPE = "transcribe"
+QUEUE = "transcription"
+
+
+def _choice(field: str, value: str | None, choices: Any, default: str) -> str:
+    chosen = (value or default).strip().upper()
+    if chosen not in choices.values:
+        raise TranscriptionInputError(f"invalid {field}", extra={field: [f"must be one of {', '.join(choices.values)}"]})
+    return chosen
+
+
+def request_transcription(
+    *,
+    owner: Any,
+    upload: IO[bytes] | None = None,
+    upload_name: str = "",
+    audio_url: str | None = None,
+    model: str | None = None,
+    format: str | None = None,
+    tier: str | None = None,
+    language: str | None = None,
+) -> tuple[Transcription, Job]:
+    """Store the audio (or check its URL), write the transcription and enqueue its job at the tier's priority."""
+    chosen = dict(
+        model=_choice("model", model, Transcription.Model, Transcription.Model.TINY),
+        format=_choice("format", format, Transcription.Format, Transcription.Format.JSON),
+        tier=_choice("tier", tier, Transcription.Tier, Transcription.Tier.FREE),
+    )
+    if (upload is None) == (not audio_url):
+        raise TranscriptionInputError("send either an audio file or an audioUrl", extra={"file": ["exactly one of file and audioUrl"]})
+    try:
+        source = sources.save_upload(upload, name=upload_name or "audio") if upload is not None else sources.check(audio_url or "")
+    except sources.SourceUnavailable as exc:
+        raise StorageUnavailable(f"storage not available: {exc.message}") from exc
+    except sources.SourceError as exc:
+        raise TranscriptionInputError(exc.message, extra=exc.extra or {"audioUrl": [exc.message]}) from exc
+    with transaction.atomic():
+        row = Transcription.objects.create(owner=owner, source=source, source_name=upload_name, language=(language or "")[:16], **chosen)
+        job, _ = job_services.enqueue(type=JOB_TYPE, payload={"transcriptionId": row.id}, owner=owner, priority=priority.NAMED[chosen["tier"]])
+        row.job = job
+        row.save(update_fields=["job"])
+    return row, job
+
+
+def transcribe(ctx: JobContext, *, transcription_id: str) -> dict[str, Any]:
+    """Worker side: fetch the audio, transcribe it with progress by audio time, store the result (seed 1's steps)."""
+    row = Transcription.objects.get(pk=transcription_id)
+    ctx.progress(5, "downloading audio")
+    with tempfile.TemporaryDirectory(prefix="transcribe-") as tmp:
+        try:
+            path = sources.fetch(row.source, tmp)
+        except sources.SourceUnavailable as exc:
+            raise JobError(f"audio not readable now: {exc.message}", kind=ErrorKind.TRANSIENT) from exc
+        except sources.SourceError as exc:
+            raise PermanentError(f"audio source: {exc.message}", kind=ErrorKind.VALIDATION) from exc
+        ctx.progress(10, "transcribing")
+        try:
+            transcript = engine.transcribe(
+                path,
+                model=row.model,
+                model_dir=settings.TRANSCRIPTION_MODEL_DIR,
+                language=row.language or None,
+                device=settings.TRANSCRIPTION_DEVICE,
+                on_progress=lambda fraction: ctx.progress(10 + 80 * fraction, "transcribing"),
+                should_stop=lambda: ctx.cancel_requested,
+            )
+        except engine.Stopped as exc:
+            raise JobCancelled(str(exc)) from exc
+        except engine.EngineError as exc:
+            raise PermanentError(str(exc), kind=ErrorKind.VALIDATION) from exc
+    ctx.progress(90, "uploading result")
+    content, content_type = formats.render(transcript, row.format)
+    key = sources.save_result(content, key=f"transcripts/{row.id}.{row.format.lower()}", content_type=content_type)
+    Transcription.objects.filter(pk=row.pk).update(result_key=key, duration_seconds=transcript.duration, language=transcript.language)
+    ctx.progress(100, "done")
+    return {"transcriptionId": row.id, "resultKey": key, "durationSeconds": transcript.duration, "language": transcript.language}
