@@ -60,9 +60,9 @@ def burst() -> Callable[..., Any]:
     """Run a real engine worker in burst mode in this process until its queues are empty."""
     from jobs.worker import EngineWorker
 
-    def run(*queue_names: str, **kwargs: Any) -> EngineWorker:
+    def run(*queue_names: str, max_jobs: int | None = None, **kwargs: Any) -> EngineWorker:
         worker = EngineWorker(list(queue_names) or ["default"], **kwargs)
-        worker.work(burst=True, logging_level="WARNING")
+        worker.work(burst=True, logging_level="WARNING", max_jobs=max_jobs)
         return worker
 
     return run
