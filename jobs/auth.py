@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 from typing import Any, Iterable
 
 from django.db import transaction
@@ -13,6 +14,8 @@ from jobs import audit
 from jobs.models import ApiKey
 
 PREFIX = "jc_"
+#: How fresh `last_used_at` is kept.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def hash_key(raw: str) -> str:
@@ -42,7 +45,10 @@ def user_for_key(raw: str) -> Any:
         return None
     if not key.user.is_active:
         return None
-    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now())
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        # Not on every request: a client polling a job would write this row many times a second.
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
     return key.user
 
 

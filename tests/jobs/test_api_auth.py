@@ -191,3 +191,22 @@ def test_a_malformed_authorization_header_is_401(alice: Any) -> None:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION="Bearer two parts")
     assert client.get("/api/jobs").status_code == 401
+
+
+def test_a_key_records_when_it_was_last_used_without_writing_on_every_request(alice, django_assert_num_queries) -> None:
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from jobs.auth import create_api_key, user_for_key
+    from jobs.models import ApiKey
+
+    key, raw = create_api_key(user=alice)
+    assert user_for_key(raw) == alice
+    first = ApiKey.objects.get(pk=key.pk).last_used_at
+    assert first is not None
+    with django_assert_num_queries(1):  # the lookup only: used a moment ago
+        assert user_for_key(raw) == alice
+    ApiKey.objects.filter(pk=key.pk).update(last_used_at=timezone.now() - timedelta(minutes=5))
+    user_for_key(raw)
+    assert ApiKey.objects.get(pk=key.pk).last_used_at > first
