@@ -28,7 +28,6 @@ import argparse
 import http.client
 import json
 import os
-import re
 import secrets
 import shutil
 import socket
@@ -42,22 +41,19 @@ import wave
 from pathlib import Path
 from typing import Any, Callable
 
+# The tests' audio helpers (espeak-ng speech, in-order word matching). The project root goes last
+# on sys.path: this script's own folder stays first, so bench/engine.py is found as `engine`.
+sys.path.append(str(Path(__file__).resolve().parent.parent))
+from tests.transcription import audio  # noqa: E402
+
 QUEUE = "transcription"
 WORKER_PREFIX = "bench-tx-"
 USERNAME = "bench-transcription"
 TARGET_RATIO = 1.05
 MIN_WORDS_BACK = 0.7
 
-# Plain sentences that tiny.en hears well from espeak-ng (as in tests/transcription/audio.py).
-SENTENCES = (
-    "The committee approved the new library building after a long debate.",
-    "Farmers in the valley expect a good harvest if the weather stays dry.",
-    "Our engineers replaced the old servers with faster machines last winter.",
-    "Children learn to read more quickly when their parents read to them at home.",
-    "The river flooded the town twice during the spring, damaging many houses.",
-    "A small team of scientists discovered a new species of frog in the forest.",
-    "Travelers should check the train schedule before leaving for the station.",
-    "The museum will open a special exhibition about ancient maps next month.",
+# The tests' sentences (tiny.en hears them well from espeak-ng) and a few more, for distinct clips.
+SENTENCES = audio.SENTENCES + (
     "Good morning everyone, and welcome to the weekly planning meeting.",
     "Please send the weekly report to the whole team before the meeting on Friday afternoon.",
     "After that we will talk about the budget for the coming quarter.",
@@ -71,8 +67,7 @@ SENTENCES = (
 
 
 def speak(text: str, out: Path, words_per_minute: int = 150) -> Path:
-    subprocess.run(["espeak-ng", "-s", str(words_per_minute), "-w", str(out), text], check=True, capture_output=True)
-    return out
+    return audio.speak(text, out, words_per_minute=words_per_minute)
 
 
 def duration(path: Path) -> float:
@@ -105,20 +100,7 @@ def short_clips(folder: Path, n: int) -> list[tuple[Path, str]]:
     return clips
 
 
-def words(text: str) -> list[str]:
-    return re.findall(r"[a-z0-9]+", text.lower().replace("'", ""))
-
-
-def words_back(spoken: str, heard: str) -> float:
-    """The share of spoken words that come back in order (longest common subsequence of words)."""
-    said, got = words(spoken), words(heard)
-    previous = [0] * (len(got) + 1)
-    for word in said:
-        current = [0]
-        for j, other in enumerate(got):
-            current.append(previous[j] + 1 if word == other else max(previous[j + 1], current[j]))
-        previous = current
-    return previous[-1] / max(1, len(said))
+words, words_back = audio.words, audio.in_order_fraction
 
 
 def check_words(spoken: str, heard: str, what: str) -> float:
