@@ -181,3 +181,17 @@ def test_cancel_stops_a_running_transcription_between_segments(media, alice, bur
     assert asked, "the transcription never became active"
     assert job.status == "cancelled" and job.progress < 90, (job.status, job.progress)
     assert api.get(f"/api/transcriptions/{body['transcriptionId']}/result").status_code == 404
+
+
+def test_the_queue_timeout_stops_a_transcription_hard(media, alice, burst, tmp_path, queues) -> None:
+    from jobs.models import DeadLetter
+
+    queues(transcription={"attempts": 1, "timeout": 1, "group": "transcription"})
+    long_text = " ".join(f"Sentence number {i} is spoken here so that the model decodes many segments." for i in range(18))
+    tid = upload(client_for(alice), speak(long_text, tmp_path / "long.wav")).json()["transcriptionId"]
+    burst("transcription")
+    job = Transcription.objects.get(pk=tid).job
+    assert job is not None
+    assert (job.status, job.error_kind) == ("failed", "TIMEOUT")
+    assert (job.completed_at - job.started_at).total_seconds() < 15  # not the whole 90 s clip's transcription
+    assert DeadLetter.objects.filter(job=job, error_kind="TIMEOUT").exists()
