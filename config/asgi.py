@@ -1,4 +1,4 @@
-"""ASGI entry point served by daphne: HTTP through Django; WebSockets arrive with the events issue."""
+"""ASGI entry point served by daphne: HTTP through Django; WebSockets (ws/events) through the events app."""
 import os
 
 from django.core.asgi import get_asgi_application
@@ -11,4 +11,6 @@ from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: 
 
 # daphne is the only HTTP server (make run, Docker): it serves /static/ (admin CSS/JS, API docs)
 # straight from the apps' static folders through Django's handler; no collectstatic needed.
-application = ProtocolTypeRouter({"http": ASGIStaticFilesHandler(django_asgi_app)})
+from events.routing import websocket_application  # noqa: E402
+
+application = ProtocolTypeRouter({"http": ASGIStaticFilesHandler(django_asgi_app), "websocket": websocket_application()})

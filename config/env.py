@@ -135,6 +135,14 @@ def _device(env: Mapping[str, str]) -> str:
     return device
 
 
+def _provider_url(env: Mapping[str, str]) -> str:
+    """PIPELINES_PROVIDER_URL: the http(s) endpoint that machine translation and lip-sync POST to."""
+    url = env.get("PIPELINES_PROVIDER_URL", "").strip()
+    if url and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s#]*)?", url):
+        raise ConfigError(f"PIPELINES_PROVIDER_URL must be an http(s):// URL, got {url!r}")
+    return url
+
+
 @dataclass(frozen=True)
 class Env:
     """The validated environment."""
@@ -162,6 +170,8 @@ class Env:
     transcription_model_dir: Path = VAR_DIR / "models"
     transcription_max_bytes: int = 500 * 1024**2
     transcription_device: str = "cpu"
+    pipelines_provider_url: str = ""
+    pipelines_provider_timeout: float = 60.0
 
 
 def read_env(env: Mapping[str, str] | None = None) -> Env:
@@ -207,5 +217,7 @@ def read_env(env: Mapping[str, str] | None = None) -> Env:
         transcription_model_dir=_path(env, "TRANSCRIPTION_MODEL_DIR", VAR_DIR / "models"),
         transcription_max_bytes=_size(env, "TRANSCRIPTION_MAX_BYTES", 500 * 1024**2),
         transcription_device=_device(env),
+        pipelines_provider_url=_provider_url(env),
+        pipelines_provider_timeout=_positive(env, "PIPELINES_PROVIDER_TIMEOUT", 60.0),
         **_storage(env),
     )

@@ -29,6 +29,11 @@ INSTALLED_APPS = [
     "django_rq",
     "jobs",
     "transcription",
+    "channels",
+    # events before pipelines: their jobs hooks run in this order, so a stage's job_completed
+    # reaches subscribers before the stage_ready_for_review that the pipelines hook publishes.
+    "events",
+    "pipelines",
 ]
 
 MIDDLEWARE = [
@@ -130,10 +135,20 @@ TRANSCRIPTION_ALLOWED_HOSTS = ENV.transcription_allowed_hosts
 TRANSCRIPTION_MODEL_DIR = ENV.transcription_model_dir
 TRANSCRIPTION_MAX_BYTES = ENV.transcription_max_bytes
 TRANSCRIPTION_DEVICE = ENV.transcription_device
+PIPELINES_PROVIDER_URL = ENV.pipelines_provider_url
+PIPELINES_PROVIDER_TIMEOUT = ENV.pipelines_provider_timeout
 
 REDIS_URL = ENV.redis_url
 
 RQ_QUEUES = {"default": {"URL": REDIS_URL}}
+
+# Live events (events app): Channels groups on the same Redis as the engine.
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "capacity": 1000, "expiry": 60},
+    },
+}
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -178,6 +193,16 @@ JOBS_QUEUES["transcription"] = {
     "concurrency": 1,
     "group": "transcription",
 }
+# Seed 2: one queue per dubbing stage, 3 attempts backing off 5 s, 15 s, 45 s.
+for _name in ("stt", "mt", "tts", "muxing", "lip-sync"):
+    JOBS_QUEUES[_name] = {
+        "attempts": 3,
+        "backoff": {"delay": 5.0, "factor": 3.0},
+        "timeout": 3600,
+        "retention": {"completed": {"count": 1000, "age": 7 * 24 * 3600}, "failed": {"count": 5000, "age": 30 * 24 * 3600}},
+        "concurrency": 1,
+        "group": "pipelines",
+    }
 for _name, _override in ENV.queues_override.items():
     JOBS_QUEUES[_name] = {**JOBS_QUEUES.get(_name, {}), **_override}
 
@@ -185,7 +210,7 @@ JOBS_STALL_TIMEOUT = ENV.stall_timeout
 JOBS_HEARTBEAT_INTERVAL = ENV.heartbeat_interval
 JOBS_CANCEL_GRACE = ENV.cancel_grace
 JOBS_SHUTDOWN_GRACE = ENV.shutdown_grace
-JOBS_TASK_MODULES = ["jobs.samples", "transcription.tasks"]
+JOBS_TASK_MODULES = ["jobs.samples", "transcription.tasks", "pipelines.tasks"]
 METRICS_TOKEN = ENV.metrics_token
 
 LOGGING = {

@@ -31,7 +31,7 @@ urlpatterns: list[URLPattern] = [
     path("v1/admin/queue/pause", apis.AdminQueuePauseApi.as_view(), name="admin-queue-pause"),
     path("v1/admin/queue/resume", apis.AdminQueueResumeApi.as_view(), name="admin-queue-resume"),
     path("v1/admin/queue/clean", apis.AdminQueueCleanApi.as_view(), name="admin-queue-clean"),
-    # Jobs. (/api/jobs/project/... arrives with pipelines.)
+    # Jobs.
     path("api/jobs", apis.JobListCreateApi.as_view(), name="jobs"),
     path("api/jobs/<str:job_id>", apis.JobDetailApi.as_view(), name="job-detail"),
     path("api/jobs/<str:job_id>/retry", apis.JobRetryApi.as_view(), name="job-retry"),

@@ -1,0 +1,1 @@
+"""Live job events over one WebSocket endpoint (Channels on Redis)."""

@@ -1,0 +1,114 @@
+"""Failures stop a project with the reason; retrying the dead job (in place or from the dead letters) resumes it."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from jobs import services as job_services
+from jobs.models import DeadLetter, Job
+from pipelines import services
+from pipelines.models import Project
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def mt_job(project: Project) -> Job:
+    return Job.objects.get(group_ref=project.id, queue="mt")
+
+
+def test_mt_without_a_provider_fails_permanently_with_the_message(alice, make_project, drain, settings) -> None:
+    settings.PIPELINES_PROVIDER_URL = ""
+    project = make_project(alice)
+    drain()
+    services.approve(project_id=project.id, reviewer=alice)
+    drain()
+
+    project.refresh_from_db()
+    job = mt_job(project)
+    assert (project.status, project.current_stage) == ("failed", "MT")
+    assert "set PIPELINES_PROVIDER_URL" in project.failure_reason and project.failure_reason.startswith("MT: ")
+    assert (job.status, job.attempts_made, job.error_kind) == ("failed", 1, "PERMANENT")  # no retry wasted
+    assert job.error_class == "pipelines.provider.ProviderMissing"
+    assert DeadLetter.objects.get(job=job).resolved_at is None
+
+
+def test_a_dead_letter_retry_resumes_the_failed_project(alice, staff, make_project, drain, settings, provider) -> None:
+    settings.PIPELINES_PROVIDER_URL = ""
+    project = make_project(alice)
+    drain()
+    services.approve(project_id=project.id, reviewer=alice)
+    drain()
+    old = mt_job(project)
+
+    # Given a provider now, when an operator retries the dead job
+    settings.PIPELINES_PROVIDER_URL = provider.url
+    new = job_services.retry_dead_letter(old.id, actor=staff)
+
+    # Then the project runs again with a new stage run for the new job, and reaches review
+    project.refresh_from_db()
+    assert (project.status, project.failure_reason) == ("running", "")
+    run = project.stage_runs.get(job=new)
+    assert (run.stage, run.attempt) == ("MT", 2)
+    assert run.input == project.stage_runs.get(job=old).input
+    drain()
+    project.refresh_from_db()
+    assert (project.status, project.current_stage) == ("awaiting_review", "MT")
+    run.refresh_from_db()
+    assert run.output["segments"]
+
+
+def test_retrying_the_failed_job_in_place_resumes_the_project(alice, make_project, drain, settings, provider) -> None:
+    settings.PIPELINES_PROVIDER_URL = ""
+    project = make_project(alice)
+    drain()
+    services.approve(project_id=project.id, reviewer=alice)
+    drain()
+    job = mt_job(project)
+
+    settings.PIPELINES_PROVIDER_URL = provider.url
+    job_services.retry(job.id, user=alice, actor=alice)
+    project.refresh_from_db()
+    assert project.status == "running"
+    drain()
+    project.refresh_from_db()
+    assert (project.status, project.current_stage) == ("awaiting_review", "MT")
+    assert project.stage_runs.filter(stage="MT").count() == 1
+    assert project.stage_runs.get(stage="MT").output["segments"]
+
+
+def test_media_that_is_not_media_fails_stt_as_validation(alice, make_project, drain, tmp_path: Path) -> None:
+    junk = tmp_path / "notes.mp4"
+    junk.write_text("this is not a video")
+    project = make_project(alice, path=junk)
+    drain()
+    project.refresh_from_db()
+    job = Job.objects.get(group_ref=project.id)
+    assert (project.status, project.current_stage) == ("failed", "STT")
+    assert (job.status, job.error_kind, job.attempts_made) == ("failed", "VALIDATION", 1)
+    assert project.failure_reason.startswith("STT: ")
+
+
+def test_a_provider_server_error_is_retried_with_backoff(alice, make_project, drain, provider, burst) -> None:
+    project = make_project(alice)
+    drain()
+    provider.fail_with = 503
+    services.approve(project_id=project.id, reviewer=alice)
+    burst("mt")
+    job = mt_job(project)
+    project.refresh_from_db()
+    assert (job.status, job.error_kind, job.attempts_made) == ("delayed", "TRANSIENT", 1)
+    assert project.status == "running"  # a retry is coming: the project has not failed
+
+
+def test_a_stale_stage_job_does_not_move_the_project(alice, staff, make_project, drain, provider) -> None:
+    project = make_project(alice)
+    first = Job.objects.get(group_ref=project.id)
+    services.rerun_from(project_id=project.id, stage="STT", actor=staff)  # cancels the waiting first job
+    first.refresh_from_db()
+    assert first.status == "cancelled"
+    project.refresh_from_db()
+    assert project.status == "running"  # the cancelled run was superseded, so it does not fail the project
+    drain()
+    project.refresh_from_db()
+    assert (project.status, project.stage_runs.count()) == ("awaiting_review", 2)
