@@ -19,31 +19,25 @@ def _run(ctx: JobContext, work: StageWork) -> dict[str, Any]:
     return work(ctx, StageRun.objects.select_related("project").get(pk=run.pk))
 
 
-@task(definitions.STT.task_type, queue=definitions.STT.queue)
-def stt(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    """Speech to text of a project's source media (payload: projectId, stage, stageRunId)."""
-    return _run(ctx, stages.stt)
+#: What each stage does, by stage name; a declared pipeline's stages get their job types from this.
+WORK: dict[str, StageWork] = {
+    "STT": stages.stt,  # speech to text of the source media with the transcription engine
+    "MT": stages.mt,  # machine translation of the approved transcript through the provider
+    "TTS": stages.tts,  # text to speech of the approved translation with espeak-ng
+    "MUXING": stages.muxing,  # the dubbed audio over the source video with ffmpeg
+    "LIP_SYNC": stages.lip_sync,  # lip-sync through the provider (premium projects only)
+}
 
 
-@task(definitions.MT.task_type, queue=definitions.MT.queue)
-def mt(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    """Machine translation of the approved transcript through the provider."""
-    return _run(ctx, stages.mt)
+def _register(stage: definitions.Stage) -> None:
+    work = WORK[stage.name]
+
+    def run_stage(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+        return _run(ctx, work)
+
+    run_stage.__doc__ = f"The {stage.name} stage of a project (payload: projectId, stage, stageRunId)."
+    task(stage.task_type, queue=stage.queue)(run_stage)
 
 
-@task(definitions.TTS.task_type, queue=definitions.TTS.queue)
-def tts(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    """Text to speech of the approved translation with espeak-ng."""
-    return _run(ctx, stages.tts)
-
-
-@task(definitions.MUXING.task_type, queue=definitions.MUXING.queue)
-def muxing(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    """The dubbed audio over the source video with ffmpeg."""
-    return _run(ctx, stages.muxing)
-
-
-@task(definitions.LIP_SYNC.task_type, queue=definitions.LIP_SYNC.queue)
-def lip_sync(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
-    """Lip-sync through the provider (premium projects only)."""
-    return _run(ctx, stages.lip_sync)
+for _stage in {s for p in definitions.all_pipelines().values() for s in p.stages}:
+    _register(_stage)
