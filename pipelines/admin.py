@@ -1,17 +1,18 @@
 """Projects in the console: a timeline of their stage runs and review actions that delegate to services."""
 from __future__ import annotations
 
+from functools import partial
 from typing import Any, Callable
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
-from django.urls import reverse
+from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
 from jobs.exceptions import JobsError
-from pipelines import selectors, services
+from pipelines import admin_views, selectors, services
 from pipelines.models import Project, StageRun
 
 OUTPUT_PREVIEW = 300  # characters of a stage output shown in the timeline
@@ -23,7 +24,7 @@ class ProjectAdmin(admin.ModelAdmin):
     list_filter = ["status", "current_stage", "premium", ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["owner"]
     search_fields = ["=id", "source_name", "owner__username"]
-    readonly_fields = [f.name for f in Project._meta.fields] + ["timeline"]
+    readonly_fields = [f.name for f in Project._meta.fields] + ["live_page", "timeline"]
     actions = ["approve_stage", "reject_stage"]
 
     def has_add_permission(self, request: HttpRequest) -> bool:
@@ -38,6 +39,20 @@ class ProjectAdmin(admin.ModelAdmin):
     @admin.display(description="id")
     def short_id(self, project: Project) -> str:
         return project.id[:8]
+
+    def get_urls(self) -> list[Any]:
+        wrap, site = self.admin_site.admin_view, self.admin_site
+        return [
+            path("<str:project_id>/live/", wrap(partial(admin_views.live_page, site=site)), name="pipelines_project_live"),
+            path("<str:project_id>/live/state.json", wrap(partial(admin_views.live_state, site=site)), name="pipelines_project_live_state"),
+            path("<str:project_id>/live/approve/", wrap(partial(admin_views.approve, site=site)), name="pipelines_project_live_approve"),
+            path("<str:project_id>/live/reject/", wrap(partial(admin_views.reject, site=site)), name="pipelines_project_live_reject"),
+        ] + super().get_urls()
+
+    @admin.display(description="live")
+    def live_page(self, project: Project) -> SafeString:
+        url = reverse("admin:pipelines_project_live", args=[project.pk], current_app=self.admin_site.name)
+        return format_html('<a href="{}" id="project-live-link">Live stages and review</a>', url)
 
     @admin.display(description="stages")
     def timeline(self, project: Project) -> SafeString:
