@@ -115,9 +115,21 @@
     };
   }
 
-  document.querySelectorAll('#jc-review form[data-op="reject"]').forEach(function (form) {
+  // Review without leaving the page: the form posts through fetch, then the page refreshes its state.
+  document.querySelectorAll("#jc-review form").forEach(function (form) {
     form.addEventListener("submit", function (ev) {
-      if (!window.confirm("Reject this stage and run it again?")) ev.preventDefault();
+      ev.preventDefault();
+      if (form.dataset.op === "reject" && !window.confirm("Reject this stage and run it again?")) return;
+      var stage = review.querySelector('[data-field="review-stage"]').textContent;
+      var result = document.getElementById("jc-review-result");
+      fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" })
+        .then(function (r) {
+          if (!r.ok) throw new Error("HTTP " + r.status);
+          result.textContent = "stage " + stage + (form.dataset.op === "approve" ? " approved" : " rejected: running it again");
+          review.hidden = true;
+          return refresh();
+        })
+        .catch(function (err) { result.textContent = "could not " + form.dataset.op + ": " + err.message; });
     });
   });
 
