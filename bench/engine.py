@@ -31,7 +31,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from datetime import datetime, timezone as dt_timezone
+from datetime import datetime
+from datetime import timezone as dt_timezone
 from pathlib import Path
 from typing import Any, Callable
 from urllib.parse import urlsplit, urlunsplit
@@ -182,7 +183,7 @@ def clean_engine(conn: Any) -> None:
     """Delete the bench queue's rows and Redis keys (its workers' keys included)."""
     from django.db import connection as db
 
-    from jobs import broker, priority
+    from jobs.engine import broker, priority
     from jobs.models import Job, WorkerHeartbeat
 
     ids = list(Job.objects.filter(queue=QUEUE).values_list("id", flat=True))
@@ -395,7 +396,7 @@ def main() -> None:
     setup_django(migrate=True)
     from redis import Redis
 
-    from jobs import broker
+    from jobs.engine import broker
 
     engine_redis = broker.connection()
     rq_redis_url = rq_url(os.environ["REDIS_URL"], args.rq_db)

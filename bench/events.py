@@ -103,8 +103,8 @@ def main() -> None:
     setup_django(migrate=True)
     from django.contrib.auth import get_user_model
 
-    from jobs import broker
-    from jobs.auth import create_api_key
+    from jobs.api.auth import create_api_key
+    from jobs.engine import broker
 
     conn = broker.connection()
     clean_engine(conn)

@@ -1,4 +1,4 @@
-"""Queue stats with a million jobs: jobs.stats.counts() against counting the jobs table.
+"""Queue stats with a million jobs: jobs.engine.stats.counts() against counting the jobs table.
 
     DATABASE_URL=postgres://127.0.0.1:5432/h_bench_stats REDIS_URL=redis://127.0.0.1:6379/10 \
         .venv/bin/python bench/stats.py [--jobs 1000000] [--recent 3000]
@@ -77,9 +77,10 @@ def main() -> None:
     from django.db import connection
     from django.db.models import Count
 
-    from jobs import broker, services, stats
+    from jobs import services
+    from jobs.console.paginators import EstimatedCountPaginator
+    from jobs.engine import broker, stats
     from jobs.models import Job, JobEvent
-    from jobs.paginators import EstimatedCountPaginator
 
     if Job.objects.exists() and not args.force:
         raise SystemExit("the jobs table has rows: bench/stats.py owns its database (use another DATABASE_URL, or --force)")

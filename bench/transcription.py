@@ -32,14 +32,13 @@ import secrets
 import shutil
 import socket
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
 import uuid
 import wave
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 # The tests' audio helpers (espeak-ng speech, in-order word matching). The project root goes last
 # on sys.path: this script's own folder stays first, so bench/engine.py is found as `engine`.
@@ -251,7 +250,7 @@ def throughput(user: Any, clips: list[tuple[Path, str]], workers: list[str]) -> 
     """Queue every clip while the queue is paused, resume, wait; first start -> last completion."""
     from django.db.models import Count, Max, Min
 
-    from jobs import broker
+    from jobs.engine import broker
     from jobs.models import Job
     from transcription.models import Transcription
 
@@ -294,7 +293,7 @@ def clean(worker_names: list[str]) -> None:
     from django.contrib.auth import get_user_model
     from django.db import connection as db
 
-    from jobs import broker, priority
+    from jobs.engine import broker, priority
     from jobs.models import Job, WorkerHeartbeat
     from transcription.models import Transcription
 
@@ -380,7 +379,7 @@ def main() -> None:
         setup_django(migrate=True)
         from django.contrib.auth import get_user_model
 
-        from jobs.auth import create_api_key
+        from jobs.api.auth import create_api_key
         from jobs.models import WorkerHeartbeat
 
         clean(workers)

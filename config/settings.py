@@ -16,6 +16,8 @@ CSRF_TRUSTED_ORIGINS = [f"http://{h}:8000" for h in ("localhost", "127.0.0.1")]
 
 INSTALLED_APPS = [
     "daphne",
+    # Before django.contrib.admin: the console's admin/index.html extends the admin's own.
+    "jobs.console",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -34,6 +36,7 @@ INSTALLED_APPS = [
     # reaches subscribers before the stage_ready_for_review that the pipelines hook publishes.
     "events",
     "pipelines",
+    "launcher",
 ]
 
 MIDDLEWARE = [
@@ -53,7 +56,7 @@ ASGI_APPLICATION = "config.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -152,12 +155,12 @@ CHANNEL_LAYERS = {
 
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "jobs.auth.ApiKeyAuthentication",
+        "jobs.api.auth.ApiKeyAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "jobs.apis.exception_handler",
+    "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
 }
@@ -172,7 +175,7 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
 }
 
-# Queue definitions. Each key is a queue name; values are validated by jobs.conf.
+# Queue definitions. Each key is a queue name; values are validated by jobs.engine.conf.
 # retention: keep at most `count` jobs of that status and none older than `age` seconds.
 JOBS_QUEUES: dict[str, dict[str, Any]] = {
     "default": {

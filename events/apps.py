@@ -12,7 +12,7 @@ class EventsConfig(AppConfig):
     def ready(self) -> None:
         """Register the jobs hook that forwards every change, and the "job" and "queue" topics."""
         from events import broadcast, topics
-        from jobs import hooks
+        from jobs.engine import hooks
 
         topics.register_builtin()
         hooks.register(broadcast.on_job_change)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from events import topics
-from jobs.hooks import JobChange
+from jobs.engine.hooks import JobChange
 
 log = logging.getLogger(__name__)
 

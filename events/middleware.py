@@ -14,7 +14,7 @@ from django.http.request import validate_host
 @database_sync_to_async
 def _user_for_key(raw: str) -> Any:
     """The key's active user, or None."""
-    from jobs.auth import user_for_key
+    from jobs.api.auth import user_for_key
 
     return user_for_key(raw)
 

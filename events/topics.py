@@ -61,7 +61,7 @@ def _job_visible(user: Any, id: str) -> bool:
 
 def _queue_visible(user: Any, id: str) -> bool:
     """Staff only, and only a declared queue."""
-    from jobs import conf
+    from jobs.engine import conf
 
     return bool(getattr(user, "is_staff", False)) and id in conf.all_queues()
 

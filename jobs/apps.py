@@ -7,6 +7,6 @@ class JobsConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from jobs import registry
+        from jobs.engine import registry
 
         registry.autodiscover()

@@ -7,7 +7,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from jobs.states import FINAL, Status
+from jobs.engine.states import FINAL, Status
 
 
 def new_job_id() -> str:

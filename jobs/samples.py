@@ -5,9 +5,9 @@ import signal
 import time
 from typing import Any
 
-from jobs.context import JobContext
+from jobs.engine.context import JobContext
+from jobs.engine.registry import task
 from jobs.exceptions import ErrorKind, JobError
-from jobs.registry import task
 
 
 @task("noop", api=True)

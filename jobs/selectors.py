@@ -1,6 +1,6 @@
 """The engine's reads for the API and the console: queue stats, job lists, dead letters, health.
 
-Queue counts come from jobs.stats.counts() (folded events), never from COUNT(*) over the jobs table.
+Queue counts come from jobs.engine.stats.counts() (folded events), never from COUNT(*) over the jobs table.
 """
 from __future__ import annotations
 
@@ -13,10 +13,10 @@ from django.db import connection
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
-from jobs import broker, conf, stats
+from jobs.engine import broker, conf, stats
+from jobs.engine.states import Status
 from jobs.exceptions import InvalidInput, NotFound
 from jobs.models import DeadLetter, Job, QueueState, WorkerHeartbeat
-from jobs.states import Status
 
 #: The statuses a queue listing shows; `paused` is `waiting` in a paused queue.
 LISTING_STATUSES = [s.value for s in Status] + ["paused"]

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import socket
 
-from jobs import runner
+from jobs.engine import runner
 
 
 def run_job(job_id: str) -> None:

@@ -8,8 +8,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.apis import PAGE_PARAMS, _body, errors, paginated
-from jobs.serializers import JobOutputSerializer
+from jobs.api.errors import errors
+from jobs.api.inputs import body
+from jobs.api.pagination import PAGE_PARAMS, paginated
+from jobs.api.serializers import JobOutputSerializer
 from pipelines import selectors, services
 from pipelines.serializers import (
     ApproveInputSerializer,
@@ -52,7 +54,7 @@ class ProjectListCreateApi(APIView):
         responses={201: OpenApiResponse(ProjectDetailOutputSerializer, description="The project, its first stage enqueued."), **errors(400)},
     )
     def post(self, request: Request) -> Response:
-        data = _body(ProjectCreateInputSerializer, request)
+        data = body(ProjectCreateInputSerializer, request)
         project = services.create_project(
             owner=request.user, upload=data["file"], upload_name=data["file"].name or "media",
             source_language=data["sourceLanguage"], target_language=data["targetLanguage"], premium=data["premium"],
@@ -73,7 +75,7 @@ class ProjectApproveApi(APIView):
 
     @extend_schema(tags=["pipelines"], summary="Approve a stage", operation_id="projects_approve", request=ApproveInputSerializer, responses={200: ProjectDetailOutputSerializer, **errors(400, 404, 409)})
     def post(self, request: Request, project_id: str) -> Response:
-        data = _body(ApproveInputSerializer, request)
+        data = body(ApproveInputSerializer, request)
         project = services.approve(project_id=project_id, reviewer=request.user, edited_output=data.get("output"), user=request.user)
         return Response(ProjectDetailOutputSerializer(project).data)
 
@@ -83,7 +85,7 @@ class ProjectRejectApi(APIView):
 
     @extend_schema(tags=["pipelines"], summary="Reject a stage", operation_id="projects_reject", request=RejectInputSerializer, responses={200: ProjectDetailOutputSerializer, **errors(400, 404, 409)})
     def post(self, request: Request, project_id: str) -> Response:
-        data = _body(RejectInputSerializer, request)
+        data = body(RejectInputSerializer, request)
         project = services.reject(project_id=project_id, reviewer=request.user, notes=data["notes"], user=request.user)
         return Response(ProjectDetailOutputSerializer(project).data)
 
@@ -93,6 +95,6 @@ class ProjectRerunApi(APIView):
 
     @extend_schema(tags=["pipelines"], summary="Re-run from a stage", operation_id="projects_rerun", request=RerunInputSerializer, responses={200: ProjectDetailOutputSerializer, **errors(400, 404, 409)})
     def post(self, request: Request, project_id: str) -> Response:
-        data = _body(RerunInputSerializer, request)
+        data = body(RerunInputSerializer, request)
         project = services.rerun_from(project_id=project_id, stage=data["stage"], actor=request.user, user=request.user)
         return Response(ProjectDetailOutputSerializer(project).data)

@@ -11,7 +11,7 @@ class PipelinesConfig(AppConfig):
 
     def ready(self) -> None:
         from events import topics
-        from jobs import hooks
+        from jobs.engine import hooks
         from pipelines import selectors, services
 
         hooks.register(services.on_job_change)

@@ -5,8 +5,8 @@ from typing import Any
 
 from django.db.models import QuerySet
 
+from jobs.engine.states import PENDING, Status
 from jobs.models import Job
-from jobs.states import PENDING, Status
 from pipelines.exceptions import ProjectNotFound
 from pipelines.models import Project, StageReview, StageRun
 

@@ -14,11 +14,11 @@ from django.db import transaction
 from django.utils import timezone
 
 from events import broadcast
-from jobs import audit, hooks
 from jobs import services as job_services
+from jobs.engine import audit, hooks
+from jobs.engine.states import PENDING, Status
 from jobs.exceptions import InvalidTransition
 from jobs.models import Job
-from jobs.states import PENDING, Status
 from pipelines import definitions, selectors
 from pipelines.exceptions import PipelineInputError, ProjectStateError, StorageUnavailable
 from pipelines.models import Project, StageReview, StageRun

@@ -13,7 +13,7 @@ from typing import Any, Iterator
 
 from django.conf import settings
 
-from jobs.context import JobContext
+from jobs.engine.context import JobContext
 from jobs.exceptions import ErrorKind, JobCancelled, JobError, PermanentError
 from pipelines import media, provider
 from pipelines.models import Project, StageRun

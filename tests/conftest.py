@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.contrib.auth import get_user_model
 
-from jobs import broker, conf
+from jobs.engine import broker, conf
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -58,7 +58,7 @@ def queues(settings: Any) -> Callable[..., None]:
 @pytest.fixture
 def burst() -> Callable[..., Any]:
     """Run a real engine worker in burst mode in this process until its queues are empty."""
-    from jobs.worker import EngineWorker
+    from jobs.engine.worker import EngineWorker
 
     def run(*queue_names: str, max_jobs: int | None = None, **kwargs: Any) -> EngineWorker:
         worker = EngineWorker(list(queue_names) or ["default"], **kwargs)

@@ -11,7 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs.apis import errors
+from jobs.api.errors import errors
 from transcription import formats, selectors, services
 from transcription.models import Transcription
 

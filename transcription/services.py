@@ -2,13 +2,14 @@
 from __future__ import annotations
 
 import tempfile
-from typing import Any, IO
+from typing import IO, Any
 
 from django.conf import settings
 from django.db import transaction
 
-from jobs import priority, services as job_services
-from jobs.context import JobContext
+from jobs import services as job_services
+from jobs.engine import priority
+from jobs.engine.context import JobContext
 from jobs.exceptions import ErrorKind, JobCancelled, JobError, PermanentError
 from jobs.models import Job
 from transcription import engine, formats, sources

@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.context import JobContext
-from jobs.registry import task
+from jobs.engine.context import JobContext
+from jobs.engine.registry import task
 from transcription import services
 
 

@@ -8,7 +8,8 @@ from typing import Any
 import pytest
 from django.urls import reverse
 
-from jobs import broker, services
+from jobs import services
+from jobs.engine import broker
 from jobs.models import DeadLetter, Job, QueueState
 
 pytestmark = pytest.mark.django_db(transaction=True)

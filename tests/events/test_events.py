@@ -13,8 +13,8 @@ from events import broadcast, topics
 from events.consumers import UNAUTHENTICATED
 from events.exceptions import UnknownTopic
 from jobs import services
-from jobs.auth import create_api_key
-from jobs.hooks import JobChange
+from jobs.api.auth import create_api_key
+from jobs.engine.hooks import JobChange
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

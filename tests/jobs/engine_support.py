@@ -11,7 +11,7 @@ from typing import Any, Callable, Iterator
 from django.db.models import Count
 from django.utils import timezone
 
-from jobs import registry
+from jobs.engine import registry
 from jobs.models import Job, JobEvent, WorkerHeartbeat
 
 

@@ -13,8 +13,10 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
-from jobs import admin as jobs_admin
-from jobs import auth, broker, services
+from jobs import services
+from jobs.api import auth
+from jobs.console import admin as jobs_admin
+from jobs.engine import broker
 from jobs.models import ApiKey, AuditEntry, DeadLetter, Job, QueueState, WorkerHeartbeat
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -300,7 +302,7 @@ def test_audit_log_is_read_only_and_filterable(admin_client: Client, admin_user:
 
 
 def test_job_list_counts_exactly_when_small_and_estimates_past_the_limit(admin_client: Client, monkeypatch: Any) -> None:
-    from jobs.paginators import EstimatedCountPaginator
+    from jobs.console.paginators import EstimatedCountPaginator
 
     services.enqueue_many([services.JobSpec(type="noop") for _ in range(30)])
     paginator = EstimatedCountPaginator(Job.objects.order_by("-created_at"), 10)

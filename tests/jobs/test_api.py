@@ -8,8 +8,8 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from jobs import broker, lifecycle, registry
-from jobs.auth import create_api_key
+from jobs.api.auth import create_api_key
+from jobs.engine import broker, lifecycle, registry
 from jobs.models import AuditEntry, DeadLetter, Job, QueueState, WorkerHeartbeat
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -419,7 +419,7 @@ def test_dead_letters_list_stats_and_retry(as_alice: APIClient, as_bob: APIClien
 
 
 def test_nested_validation_errors_are_flattened_to_field_lists() -> None:
-    from jobs.apis import _flatten
+    from jobs.api.errors import _flatten
 
     assert _flatten({"a": {"b": ["bad"]}, "c": ["worse"]}) == {"a.b": ["bad"], "c": ["worse"]}
     assert _flatten(["not an object"]) == {"non_field_errors": ["not an object"]}

@@ -7,8 +7,9 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from jobs import broker, lifecycle, services
-from jobs.auth import create_api_key
+from jobs import services
+from jobs.api.auth import create_api_key
+from jobs.engine import broker, lifecycle
 from jobs.exceptions import PermanentError
 from jobs.models import ApiKey, AuditEntry, Job, QueueState
 
@@ -198,7 +199,7 @@ def test_a_key_records_when_it_was_last_used_without_writing_on_every_request(al
 
     from django.utils import timezone
 
-    from jobs.auth import create_api_key, user_for_key
+    from jobs.api.auth import create_api_key, user_for_key
     from jobs.models import ApiKey
 
     key, raw = create_api_key(user=alice)

@@ -10,8 +10,9 @@ from django.utils import timezone
 from prometheus_client.parser import text_string_to_metric_families
 from rest_framework.test import APIClient
 
-from jobs import lifecycle, services
-from jobs.auth import create_api_key
+from jobs import services
+from jobs.api.auth import create_api_key
+from jobs.engine import lifecycle
 from jobs.exceptions import PermanentError
 from jobs.models import WorkerHeartbeat
 

@@ -7,8 +7,9 @@ import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import CommandError, call_command
 
-from jobs import broker, services
-from jobs.auth import user_for_key
+from jobs import services
+from jobs.api.auth import user_for_key
+from jobs.engine import broker
 from jobs.models import AuditEntry, DeadLetter, Job, QueueState
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,7 +13,8 @@ from django.db import connection, transaction
 from django.utils import timezone
 from rq.job import Job as RQJob
 
-from jobs import broker, priority, scheduler, services
+from jobs import services
+from jobs.engine import broker, priority, scheduler
 from jobs.exceptions import InvalidInput, InvalidTransition, NotFound, PermanentError
 from jobs.models import DeadLetter, Job, JobEvent
 from jobs.services import JobSpec

@@ -9,14 +9,22 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from jobs import broker, lifecycle, scheduler, services
-from jobs.context import JobContext
+from jobs import services
+from jobs.engine import broker, lifecycle, scheduler
+from jobs.engine.context import JobContext
+from jobs.engine.runner import Guard
+from jobs.engine.worker import EngineWorker
 from jobs.exceptions import InvalidTransition, JobCancelled, NotFound
 from jobs.models import Job, QueueState
-from jobs.runner import Guard
-from jobs.worker import EngineWorker
 from tests.jobs.engine_support import (
-    lock_waiters, moves, queues_env, task_type, times_started, wait_for, wait_status, wait_worker_ready,
+    lock_waiters,
+    moves,
+    queues_env,
+    task_type,
+    times_started,
+    wait_for,
+    wait_status,
+    wait_worker_ready,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -9,8 +9,9 @@ import pytest
 from django.db import connection, transaction
 from django.utils import timezone
 
-from jobs import lifecycle, scheduler, services, stats
-from jobs.conf import parse_queue
+from jobs import services
+from jobs.engine import lifecycle, retention, scheduler, stats
+from jobs.engine.conf import parse_queue
 from jobs.exceptions import InvalidInput, NotFound
 from jobs.models import AuditEntry, DeadLetter, Job, QueueCount
 from tests.jobs.engine_support import folded_counts, make_due, queues_env, real_counts, wait_for
@@ -70,12 +71,12 @@ def test_retention_keeps_the_declared_count_and_age(burst, queues) -> None:
     elsewhere = _completed(1, burst)  # the default queue keeps 1000: untouched
     newest = list(Job.objects.filter(queue="kept", status=C).order_by("-completed_at").values_list("id", flat=True)[:2])
 
-    assert services.apply_retention() == 3
+    assert retention.apply_retention() == 3
     assert sorted(Job.objects.filter(queue="kept", status=C).values_list("id", flat=True)) == sorted(newest)
     assert Job.objects.filter(queue="kept", status=F).count() == 2  # younger than 60 s
-    assert services.apply_retention() == 0
+    assert retention.apply_retention() == 0
 
-    assert services.apply_retention(now=timezone.now() + timedelta(seconds=61)) == 2
+    assert retention.apply_retention(now=timezone.now() + timedelta(seconds=61)) == 2
     assert not Job.objects.filter(queue="kept", status=F).exists()
     assert Job.objects.filter(pk=elsewhere[0].id).exists()
     assert len(done) == 5

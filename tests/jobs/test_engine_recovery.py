@@ -6,7 +6,8 @@ import time
 
 import pytest
 
-from jobs import broker, lifecycle, scheduler, services
+from jobs import services
+from jobs.engine import broker, lifecycle, scheduler
 from jobs.exceptions import ErrorKind, JobError
 from jobs.models import Job, JobEvent, WorkerHeartbeat
 from tests.jobs.engine_support import make_due, moves, times_started, wait_for, wait_status, wait_worker_ready

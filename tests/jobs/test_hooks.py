@@ -6,7 +6,8 @@ from typing import Iterator
 import pytest
 from django.db import transaction
 
-from jobs import hooks, services
+from jobs import services
+from jobs.engine import hooks
 from jobs.models import Job
 
 pytestmark = pytest.mark.django_db(transaction=True)

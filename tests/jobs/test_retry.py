@@ -3,8 +3,8 @@ from __future__ import annotations
 
 import pytest
 
+from jobs.engine.retry import Backoff, Decision, decide
 from jobs.exceptions import ErrorKind, JobError, PermanentError
-from jobs.retry import Backoff, Decision, decide
 
 SEED2 = Backoff(delay=5, factor=3)  # seed 2: 5 s, then 15, then 45
 SEED345 = Backoff(delay=2, factor=2)  # seeds 3/4/5: 2 s, 4, 8
@@ -77,7 +77,7 @@ def test_job_errors_carry_their_kind_and_retryability(error: JobError, kind: Err
 
 
 def test_unknown_exceptions_are_retryable_transient_errors() -> None:
-    from jobs.lifecycle import describe
+    from jobs.engine.lifecycle import describe
 
     kind, retryable, cls_path, message = describe(RuntimeError("boom"))
     assert (kind, retryable, cls_path, message) == (ErrorKind.TRANSIENT, True, "builtins.RuntimeError", "boom")

@@ -1,7 +1,6 @@
 import pytest
 
 from jobs import services
-from jobs.models import Job
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

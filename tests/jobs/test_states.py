@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 
-from jobs import states
+from jobs.engine import states
+from jobs.engine.states import Status
 from jobs.exceptions import InvalidTransition
 from jobs.models import Job, JobEvent
-from jobs.states import Status
 from tests.jobs.engine_support import lock_waiters
 
 W, D, A, C, F, X = Status.WAITING, Status.DELAYED, Status.ACTIVE, Status.COMPLETED, Status.FAILED, Status.CANCELLED

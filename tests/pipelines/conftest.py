@@ -13,8 +13,8 @@ from typing import Any, Callable, Iterator
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
+from jobs.engine.states import PENDING
 from jobs.models import Job
-from jobs.states import PENDING
 from pipelines import services
 from pipelines.models import Project
 

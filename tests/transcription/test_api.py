@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from rest_framework.test import APIClient
 
-from jobs import broker, hooks
-from jobs.auth import create_api_key
+from jobs.api.auth import create_api_key
+from jobs.engine import broker, hooks
 from jobs.models import Job
 from tests.transcription.audio import SENTENCE, speak, words_back
 from transcription.models import Transcription

@@ -3,14 +3,12 @@ from __future__ import annotations
 
 import urllib.request
 from io import StringIO
-from pathlib import Path
-from typing import Any
 
 import pytest
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
-from jobs.auth import create_api_key
+from jobs.api.auth import create_api_key
 from jobs.models import Job
 from tests.transcription.audio import SENTENCE, speak, words_back
 from tests.transcription.s3server import closed_port, s3_server, s3_storage, use_s3  # noqa: F401 (fixtures)

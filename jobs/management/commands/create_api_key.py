@@ -6,7 +6,7 @@ from typing import Any
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.auth import create_api_key
+from jobs.api.auth import create_api_key
 
 
 class Command(BaseCommand):

@@ -5,7 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs import conf, services, stats
+from jobs import services
+from jobs.engine import conf, stats
 from jobs.exceptions import JobsError
 from jobs.models import QueueState
 

@@ -5,7 +5,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from jobs import scheduler
+from jobs.engine import scheduler
 
 
 class Command(BaseCommand):

@@ -6,7 +6,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand
 
-from jobs.scheduler import Scheduler
+from jobs.engine.scheduler import Scheduler
 
 
 class Command(BaseCommand):

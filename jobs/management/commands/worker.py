@@ -1,7 +1,6 @@
 """`manage.py worker [queues] [--processes N] [--burst]`: run engine workers."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
-from jobs import conf
+from jobs.engine import conf
 from jobs.exceptions import NotFound
 
 
@@ -41,7 +40,7 @@ class Command(BaseCommand):
         if opts["processes"] > 1:
             self._supervise(names, opts)
             return
-        from jobs.worker import EngineWorker
+        from jobs.engine.worker import EngineWorker
 
         connections.close_all()
         worker = EngineWorker(names, name=opts["name"])

@@ -1,0 +1,84 @@
+"""API keys: created once, stored as SHA-256, sent as `Authorization: Bearer <key>`."""
+from __future__ import annotations
+
+import hashlib
+import secrets
+from datetime import timedelta
+from typing import Any, Iterable
+
+from django.db import transaction
+from django.utils import timezone
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, exceptions
+
+from jobs.engine import audit
+from jobs.models import ApiKey
+
+PREFIX = "jc_"
+#: How fresh `last_used_at` is kept.
+LAST_USED_RESOLUTION = timedelta(minutes=1)
+
+
+def hash_key(raw: str) -> str:
+    return hashlib.sha256(raw.encode()).hexdigest()
+
+
+def create_api_key(*, user: Any, name: str = "default") -> tuple[ApiKey, str]:
+    """Make a key for `user`; returns the row and the raw key, which is never stored or shown again."""
+    raw = PREFIX + secrets.token_urlsafe(32)
+    key = ApiKey.objects.create(user=user, name=name, prefix=raw[:10], key_hash=hash_key(raw))
+    return key, raw
+
+
+def revoke_api_keys(key_ids: Iterable[int], *, actor: Any = None, source: str = "admin") -> int:
+    """Revoke keys that are still active (audited); returns how many were revoked."""
+    ids = list(key_ids)
+    with transaction.atomic():
+        n = ApiKey.objects.filter(pk__in=ids, revoked_at__isnull=True).update(revoked_at=timezone.now())
+        audit.record(actor=actor, action="revoke_api_key", detail={"api_key_ids": ids, "revoked": n}, source=source)
+    return n
+
+
+def user_for_key(raw: str) -> Any:
+    try:
+        key = ApiKey.objects.select_related("user").get(key_hash=hash_key(raw), revoked_at__isnull=True)
+    except ApiKey.DoesNotExist:
+        return None
+    if not key.user.is_active:
+        return None
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        # Not on every request: a client polling a job would write this row many times a second.
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+    return key.user
+
+
+class ApiKeyAuthentication(authentication.BaseAuthentication):
+    """DRF authentication by bearer API key; answers 401 with a WWW-Authenticate header."""
+
+    keyword = "Bearer"
+
+    def authenticate(self, request: Any) -> tuple[Any, None] | None:
+        header = authentication.get_authorization_header(request).split()
+        if not header or header[0].lower() != self.keyword.lower().encode():
+            return None
+        if len(header) != 2:
+            raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <api key>'")
+        user = user_for_key(header[1].decode(errors="replace"))
+        if user is None:
+            raise exceptions.AuthenticationFailed("invalid or revoked API key")
+        return user, None
+
+    def authenticate_header(self, request: Any) -> str:
+        return self.keyword
+
+
+class ApiKeyScheme(OpenApiAuthenticationExtension):
+    """Documents `Authorization: Bearer <api key>`."""
+
+    target_class = "jobs.api.auth.ApiKeyAuthentication"
+    name = "apiKey"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        """The bearer scheme of API keys."""
+        return {"type": "http", "scheme": "bearer", "description": "An API key created in the admin or with `manage.py create_api_key USER`."}

@@ -1,0 +1,20 @@
+"""Validated query parameters and bodies: a view's input serializer, run once."""
+from __future__ import annotations
+
+from typing import Any
+
+from rest_framework.request import Request
+
+
+def query(serializer: type, request: Request) -> dict[str, Any]:
+    """The query parameters, validated by `serializer` (400 with {message, extra} when invalid)."""
+    s = serializer(data=request.query_params)
+    s.is_valid(raise_exception=True)
+    return s.validated_data
+
+
+def body(serializer: type, request: Request) -> dict[str, Any]:
+    """The request body, validated by `serializer` (400 with {message, extra} when invalid)."""
+    s = serializer(data=request.data)
+    s.is_valid(raise_exception=True)
+    return s.validated_data

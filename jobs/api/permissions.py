@@ -1,0 +1,64 @@
+"""Who may call what (API.md): owners see their own jobs, staff run queue-wide operations."""
+from __future__ import annotations
+
+import hmac
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.models import AnonymousUser
+from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from rest_framework import authentication, permissions
+
+#: `request.auth` when the caller presented settings.METRICS_TOKEN.
+METRICS_TOKEN_AUTH = "metrics-token"
+
+
+class IsStaff(permissions.BasePermission):
+    """Staff only: 401 without credentials (DRF's NotAuthenticated), 403 for an authenticated non-staff caller."""
+
+    message = "staff only"
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        user = request.user
+        return bool(user and user.is_authenticated and user.is_staff)
+
+
+class MetricsTokenAuthentication(authentication.BaseAuthentication):
+    """`Authorization: Bearer <settings.METRICS_TOKEN>` for Prometheus scrapers; anything else falls through to API keys."""
+
+    def authenticate(self, request: Any) -> tuple[Any, str] | None:
+        token = getattr(settings, "METRICS_TOKEN", "")
+        if not token:
+            return None
+        header = authentication.get_authorization_header(request).split()
+        if len(header) != 2 or header[0].lower() != b"bearer":
+            return None
+        if hmac.compare_digest(header[1], token.encode()):
+            return AnonymousUser(), METRICS_TOKEN_AUTH
+        return None
+
+    def authenticate_header(self, request: Any) -> str:
+        # Without a header value DRF would turn "no credentials" into 403; scrapers expect 401.
+        return "Bearer"
+
+
+class IsStaffOrMetricsToken(permissions.BasePermission):
+    """Staff (session or API key), or a scraper holding the configured metrics token."""
+
+    message = "staff or the metrics token only"
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        if request.auth == METRICS_TOKEN_AUTH:
+            return True
+        return IsStaff().has_permission(request, view)
+
+
+class MetricsTokenScheme(OpenApiAuthenticationExtension):
+    """Documents `Authorization: Bearer <METRICS_TOKEN>` on /metrics."""
+
+    target_class = "jobs.api.permissions.MetricsTokenAuthentication"
+    name = "metricsToken"
+
+    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
+        """The bearer scheme of the metrics token."""
+        return {"type": "http", "scheme": "bearer", "description": "settings.METRICS_TOKEN, when configured (for Prometheus scrapers)."}

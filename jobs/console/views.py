@@ -1,0 +1,159 @@
+"""The Queues page of the admin: live counts per declared queue, workers, pause/resume and clean.
+
+These views only read (jobs.selectors over jobs.engine.stats, WorkerHeartbeat) and delegate writes to
+jobs.services; QueueStateAdmin wires them into the admin under the admin site's login and CSRF.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from django import forms
+from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
+from django.db.models import Q
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
+from django.urls import reverse
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+
+from jobs import selectors, services
+from jobs.engine import broker, conf
+from jobs.engine.states import FINAL, Status
+from jobs.engine.worker import stale_before
+from jobs.exceptions import JobsError
+from jobs.models import WorkerHeartbeat
+
+#: Count columns of the Queues page, in display order ("paused": waiting jobs of a paused queue, as API.md).
+COLUMNS = ["waiting", "active", "delayed", "completed", "failed", "cancelled", "paused", "total"]
+#: Stopped workers stay listed this long, so an operator sees what just went away.
+STOPPED_SHOWN = timedelta(hours=1)
+OPERATE_PERM = "jobs.change_queuestate"
+
+
+class CleanForm(forms.Form):
+    """What `services.clean` needs from an operator: which final status, how old, how many."""
+
+    status = forms.ChoiceField(choices=[(s, s) for s in sorted(FINAL)], initial=Status.COMPLETED)
+    grace = forms.FloatField(min_value=0, initial=3600, label="Older than (s)")
+    limit = forms.IntegerField(min_value=1, max_value=100_000, initial=1000)
+
+
+def queue_rows() -> list[dict[str, Any]]:
+    """One row per declared queue from jobs.selectors (folded stats; a paused queue's waiting jobs count as paused)."""
+    rows = []
+    for name, stat in selectors.queue_stats_all().items():
+        counts = {col: stat[col] for col in COLUMNS}
+        rows.append({"name": name, "is_paused": stat["isPaused"], "counts": counts, "cells": list(counts.items())})
+    return rows
+
+
+def worker_state(beat: WorkerHeartbeat, *, stale: datetime) -> str:
+    """alive, stale (no heartbeat within the stall timeout) or stopped."""
+    if beat.stopped_at is not None:
+        return "stopped"
+    return "stale" if beat.last_seen < stale else "alive"
+
+
+def worker_rows(now: datetime | None = None) -> list[dict[str, Any]]:
+    """Running workers and those stopped within STOPPED_SHOWN, most recently seen first."""
+    now = now or timezone.now()
+    stale = stale_before()
+    beats = WorkerHeartbeat.objects.filter(Q(stopped_at__isnull=True) | Q(stopped_at__gte=now - STOPPED_SHOWN)).order_by("-last_seen")[:100]
+    return [
+        {
+            "name": b.name,
+            "hostname": b.hostname,
+            "pid": b.pid,
+            "queues": list(b.queues),
+            "last_seen": b.last_seen.isoformat(),
+            "age": max(0.0, round((now - b.last_seen).total_seconds(), 1)),
+            "current_job": b.current_job_id,
+            "jobs_done": b.jobs_done,
+            "state": worker_state(b, stale=stale),
+        }
+        for b in beats
+    ]
+
+
+def _snapshot() -> dict[str, Any]:
+    return {"queues": queue_rows(), "workers": worker_rows(), "redis": broker.ping(), "at": timezone.now().isoformat()}
+
+
+def queues_page(request: HttpRequest, *, site: admin.AdminSite) -> HttpResponse:
+    """The Queues page: counts, paused state and operations per queue, then the workers."""
+    snapshot = _snapshot()
+    context = {
+        **site.each_context(request),
+        "title": "Queues",
+        "subtitle": None,
+        "columns": COLUMNS,
+        "queues": snapshot["queues"],
+        "workers": snapshot["workers"],
+        "redis_ok": snapshot["redis"],
+        "clean_form": CleanForm(),
+        "can_operate": request.user.has_perm(OPERATE_PERM),
+        "counts_url": reverse("admin:jobs_queues_counts", current_app=site.name),
+        "app_label": "jobs",
+    }
+    request.current_app = site.name
+    return TemplateResponse(request, "admin/jobs/queues.html", context)
+
+
+def counts_json(request: HttpRequest, *, site: admin.AdminSite) -> JsonResponse:
+    """The Queues page's live data, polled by jobs/queues.js."""
+    snapshot = _snapshot()
+    for row in snapshot["queues"]:
+        row.pop("cells")
+    return JsonResponse(snapshot)
+
+
+def _operate(request: HttpRequest, queue: str) -> None:
+    if not request.user.has_perm(OPERATE_PERM):
+        raise PermissionDenied("changing queues needs the 'change queue state' permission")
+    if queue not in conf.all_queues():
+        raise Http404(f"no queue named {queue!r}")
+
+
+def _back(site: admin.AdminSite) -> HttpResponseRedirect:
+    return HttpResponseRedirect(reverse("admin:jobs_queues", current_app=site.name))
+
+
+def _set_paused(request: HttpRequest, queue: str, site: admin.AdminSite, *, paused: bool) -> HttpResponse:
+    _operate(request, queue)
+    services.set_paused(queue, paused=paused, actor=request.user, source="admin")
+    done = "paused: workers take nothing from it; running jobs finish." if paused else "resumed."
+    messages.success(request, f"Queue {queue} {done}")
+    return _back(site)
+
+
+@require_POST
+def pause(request: HttpRequest, queue: str, *, site: admin.AdminSite) -> HttpResponse:
+    """Pause a queue through services.set_paused (audited)."""
+    return _set_paused(request, queue, site, paused=True)
+
+
+@require_POST
+def resume(request: HttpRequest, queue: str, *, site: admin.AdminSite) -> HttpResponse:
+    """Resume a queue through services.set_paused (audited)."""
+    return _set_paused(request, queue, site, paused=False)
+
+
+@require_POST
+def clean(request: HttpRequest, queue: str, *, site: admin.AdminSite) -> HttpResponse:
+    """Remove old final jobs of a queue through services.clean (audited)."""
+    _operate(request, queue)
+    form = CleanForm(request.POST)
+    if not form.is_valid():
+        errors = "; ".join(f"{name}: {' '.join(str(e) for e in errs)}" for name, errs in form.errors.items())
+        messages.error(request, f"Nothing cleaned from {queue}: {errors}")
+        return _back(site)
+    data = form.cleaned_data
+    try:
+        removed = services.clean(queue, status=data["status"], grace=data["grace"], limit=data["limit"], actor=request.user, source="admin")
+    except JobsError as exc:
+        messages.error(request, f"Nothing cleaned from {queue}: {exc.message}")
+        return _back(site)
+    messages.success(request, f"Removed {removed} {data['status']} job(s) from {queue} older than {data['grace']:g}s.")
+    return _back(site)

@@ -1,0 +1,190 @@
+"""What a worker (and the scheduler's recovery) does to a job row: claim, complete, fail, requeue.
+
+Every write goes through states.transition and is conditional on the worker still owning the row,
+so a job can never complete twice and a recovered job cannot be completed by a worker back from the dead.
+"""
+from __future__ import annotations
+
+import logging
+import traceback as tb
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
+
+from jobs.engine import broker, conf, hooks, retry
+from jobs.engine.states import Status, transition, transition_returning
+from jobs.exceptions import ErrorKind, InvalidTransition, JobError
+from jobs.models import DeadLetter, Job
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Claimed:
+    """The row a worker has claimed, as plain data."""
+
+    id: str
+    queue: str
+    type: str
+    payload: dict[str, Any]
+    attempt: int
+    max_attempts: int
+    priority: int
+    owner_id: int | None
+    group_ref: str | None
+    data: dict[str, Any] = field(default_factory=dict)
+
+
+def _change(job: Claimed | Job, event: str, status: str, **data: Any) -> hooks.JobChange:
+    return hooks.JobChange(
+        job_id=job.id,
+        queue=job.queue,
+        type=job.type,
+        event=event,
+        status=status,
+        group_ref=job.group_ref,
+        owner_id=job.owner_id,
+        progress=data.pop("progress", 0),
+        data=data,
+    )
+
+
+_CLAIMED_FIELDS = ("queue", "type", "payload", "attempts_made", "max_attempts", "priority", "owner_id", "group_ref")
+
+
+def claim(job_id: str, *, queue: str, worker: str) -> Claimed | None:
+    """Move a waiting job to active for `worker`; None if it is no longer waiting (cancelled, taken)."""
+    now = timezone.now()
+    try:
+        # The row comes back from the claiming statement itself: no SELECT after the claim.
+        j = transition_returning(
+            job_id,
+            returning=_CLAIMED_FIELDS,
+            queue=queue,
+            source=Status.WAITING,
+            target=Status.ACTIVE,
+            started_at=now,
+            worker_name=worker,
+            attempts_made=F("attempts_made") + 1,
+            progress=0,
+            progress_message="",
+            cancel_requested_at=None,
+        )
+    except InvalidTransition:
+        return None
+    claimed = Claimed(
+        id=job_id, queue=j["queue"], type=j["type"], payload=j["payload"], attempt=j["attempts_made"],
+        max_attempts=j["max_attempts"], priority=j["priority"], owner_id=j["owner_id"], group_ref=j["group_ref"],
+    )
+    hooks.fire(_change(claimed, "started", Status.ACTIVE))
+    return claimed
+
+
+def complete(job: Claimed, *, worker: str, result: Any) -> bool:
+    """Record success; False if the worker no longer owns the job (recovered or cancelled meanwhile)."""
+    try:
+        transition(
+            job.id, queue=job.queue, source=Status.ACTIVE, target=Status.COMPLETED, only_if={"worker_name": worker},
+            result=result, progress=100, completed_at=timezone.now(),
+        )
+    except InvalidTransition:
+        log.warning("job %s finished on %s but is no longer its job; result dropped", job.id, worker)
+        return False
+    hooks.fire(_change(job, "completed", Status.COMPLETED, progress=100, result=result))
+    return True
+
+
+def describe(exc: BaseException) -> tuple[ErrorKind, bool, str, str]:
+    """An exception's error kind, retryability, class path and message."""
+    if isinstance(exc, JobError):
+        kind, retryable = exc.kind, exc.retryable
+    else:
+        kind, retryable = ErrorKind.TRANSIENT, True
+    cls = type(exc)
+    return kind, retryable, f"{cls.__module__}.{cls.__qualname__}", str(exc) or cls.__name__
+
+
+def fail(job: Claimed, *, worker: str | None, exc: BaseException, kind: ErrorKind | None = None, retryable: bool | None = None, trace: str | None = None) -> str:
+    """Record a failed attempt: back off and retry if the policy says so, else fail into the dead letters.
+
+    Returns the new status ("delayed" or "failed"), or "" if the worker no longer owned the job.
+    """
+    k, r, cls_path, message = describe(exc)
+    kind = kind or k
+    retryable = r if retryable is None else retryable
+    queue = conf.get_queue(job.queue)
+    decision = retry.decide(attempts_made=job.attempt, max_attempts=job.max_attempts, kind=kind, retryable=retryable, backoff=queue.backoff)
+    trace = trace if trace is not None else "".join(tb.format_exception(exc))
+    only_if = {"worker_name": worker} if worker is not None else None
+    common = dict(error_kind=kind.value, error_class=cls_path, failed_reason=message, traceback=trace[-20000:])
+    now = timezone.now()
+    try:
+        if decision.retry:
+            run_at = now + timedelta(seconds=decision.delay)
+            transition(
+                job.id, queue=job.queue, source=Status.ACTIVE, target=Status.DELAYED, only_if=only_if,
+                message=f"attempt {job.attempt} failed ({kind.value}): {message}; retry in {decision.delay:g}s",
+                data={"delay": decision.delay, "kind": kind.value}, run_at=run_at, **common,
+            )
+        else:
+            with transaction.atomic():
+                transition(
+                    job.id, queue=job.queue, source=Status.ACTIVE, target=Status.FAILED, only_if=only_if,
+                    message=f"{kind.value}: {message} ({decision.reason})", data={"kind": kind.value},
+                    completed_at=now, **common,
+                )
+                put_in_dead_letters(job.id, queue=job.queue, kind=kind.value, reason=message, owner_id=job.owner_id)
+    except InvalidTransition:
+        log.warning("job %s failed on %s but is no longer its job", job.id, worker)
+        return ""
+    status = Status.DELAYED if decision.retry else Status.FAILED
+    hooks.fire(_change(job, "retrying" if decision.retry else "failed", status, error=message, kind=kind.value, delay=decision.delay))
+    return status
+
+
+def put_in_dead_letters(job_id: str, *, queue: str, kind: str, reason: str, owner_id: int | None) -> None:
+    DeadLetter.objects.update_or_create(
+        job_id=job_id,
+        defaults=dict(queue=queue, error_kind=kind, reason=reason[:5000], owner_id=owner_id, resolved_at=None, resolution="", retry_job=None),
+    )
+
+
+def cancelled(job: Claimed, *, worker: str | None) -> bool:
+    """An active job stopped on an operator's request."""
+    only_if = {"worker_name": worker} if worker is not None else None
+    try:
+        transition(
+            job.id, queue=job.queue, source=Status.ACTIVE, target=Status.CANCELLED, only_if=only_if,
+            message="stopped on request", completed_at=timezone.now(), error_kind=ErrorKind.CANCELLED.value,
+            failed_reason="cancelled while running",
+        )
+    except InvalidTransition:
+        return False
+    hooks.fire(_change(job, "cancelled", Status.CANCELLED))
+    return True
+
+
+def requeue(job: Claimed, *, worker: str, reason: str) -> bool:
+    """Give an active job back to the queue without counting the attempt (worker shutting down)."""
+    try:
+        transition(
+            job.id, queue=job.queue, source=Status.ACTIVE, target=Status.WAITING, only_if={"worker_name": worker},
+            message=reason, attempts_made=F("attempts_made") - 1, worker_name="", started_at=None,
+        )
+    except InvalidTransition:
+        return False
+    queue = conf.get_queue(job.queue)
+    transaction.on_commit(lambda: broker.push([broker.Carried(job.id, job.queue, job.priority, queue.timeout)], at_front=True))
+    hooks.fire(_change(job, "waiting", Status.WAITING, reason=reason))
+    return True
+
+
+def as_claimed(row: Job) -> Claimed:
+    return Claimed(
+        id=row.id, queue=row.queue, type=row.type, payload=row.payload, attempt=row.attempts_made,
+        max_attempts=row.max_attempts, priority=row.priority, owner_id=row.owner_id, group_ref=row.group_ref,
+    )

@@ -1,0 +1,128 @@
+"""Run one claimed job: call its task under a time limit and record how it ended."""
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from contextlib import contextmanager
+from typing import Any, Callable, Iterator
+
+from jobs.engine import conf, lifecycle, registry
+from jobs.engine.context import JobContext
+from jobs.exceptions import ErrorKind, JobCancelled, JobError, JobTimedOut, PermanentError, WorkerShutdown
+
+log = logging.getLogger(__name__)
+
+
+class Guard:
+    """Turns a timeout, a cancel past its grace or a shutdown past its grace into an exception
+    raised inside the running task (main thread), and only while the task runs."""
+
+    def __init__(self) -> None:
+        self.in_task = False
+        self.pending: BaseException | None = None
+        self.job_id: str | None = None
+        self._lock = threading.Lock()
+        self._main = threading.main_thread().ident
+        self._installed = False
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGALRM, self._on_alarm)
+            signal.signal(signal.SIGUSR1, self._on_interrupt)
+            self._installed = True
+
+    def _on_alarm(self, signum: int, frame: Any) -> None:
+        if self.in_task:
+            raise JobTimedOut("job exceeded its queue's timeout")
+
+    def _on_interrupt(self, signum: int, frame: Any) -> None:
+        if self.in_task and self.pending is not None:
+            exc, self.pending = self.pending, None
+            raise exc
+
+    def interrupt(self, exc: BaseException, *, job_id: str | None = None) -> bool:
+        """From another thread: raise `exc` in the task now; with `job_id`, only if that job still runs.
+
+        The heartbeat decides to stop a job and then calls this: meanwhile the job may have ended
+        and the next one started, which must not receive the previous job's stop.
+        """
+        with self._lock:
+            if job_id is not None and job_id != self.job_id:
+                return False
+            self.pending = exc
+        if self._installed and self._main is not None:
+            signal.pthread_kill(self._main, signal.SIGUSR1)
+        return True
+
+    @contextmanager
+    def running(self, timeout: float, *, job_id: str | None = None) -> Iterator[None]:
+        with self._lock:
+            self.pending = None
+            self.job_id = job_id
+            self.in_task = True
+        if self._installed:
+            signal.setitimer(signal.ITIMER_REAL, timeout)
+        try:
+            yield
+        finally:
+            if self._installed:
+                signal.setitimer(signal.ITIMER_REAL, 0)
+            with self._lock:
+                self.in_task = False
+                self.job_id = None
+
+
+def _jsonable(value: Any) -> Any:
+    try:
+        # allow_nan=False: PostgreSQL's jsonb refuses NaN and Infinity, which would otherwise fail
+        # the complete() write and be retried as if the error were transient.
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise PermanentError(f"task returned a value that is not JSON: {exc}", kind=ErrorKind.VALIDATION) from exc
+    return value
+
+
+def run(
+    job_id: str,
+    *,
+    queue: str,
+    worker: str,
+    guard: Guard | None = None,
+    on_start: Callable[[lifecycle.Claimed, JobContext], None] | None = None,
+) -> str:
+    """Claim `job_id` and run it; returns the status it ended in ("" if it was not ours to run)."""
+    claimed = lifecycle.claim(job_id, queue=queue, worker=worker)
+    if claimed is None:
+        return ""
+    guard = guard or Guard()
+    ctx = JobContext(
+        job_id=claimed.id, queue=claimed.queue, type=claimed.type, attempt=claimed.attempt,
+        max_attempts=claimed.max_attempts, payload=claimed.payload, owner_id=claimed.owner_id, group_ref=claimed.group_ref,
+    )
+    if on_start:
+        on_start(claimed, ctx)
+    timeout = conf.get_queue(claimed.queue).timeout
+    try:
+        try:
+            task = registry.get(claimed.type)
+        except Exception as exc:
+            raise PermanentError(f"job type {claimed.type!r} is not registered on this worker", kind=ErrorKind.VALIDATION) from exc
+        with guard.running(timeout, job_id=claimed.id):
+            result = task.func(ctx, claimed.payload)
+        ok = lifecycle.complete(claimed, worker=worker, result=_jsonable(result))
+        return "completed" if ok else ""
+    except JobCancelled:
+        return "cancelled" if lifecycle.cancelled(claimed, worker=worker) else ""
+    except WorkerShutdown:
+        return "waiting" if lifecycle.requeue(claimed, worker=worker, reason="worker shut down before the job finished") else ""
+    except JobTimedOut as exc:
+        return lifecycle.fail(claimed, worker=worker, exc=exc, kind=ErrorKind.TIMEOUT, retryable=True)
+    except (SystemExit, KeyboardInterrupt):
+        lifecycle.requeue(claimed, worker=worker, reason="worker stopped cold")
+        raise
+    except Exception as exc:
+        if isinstance(exc, JobError) or not ctx.cancel_requested:
+            return lifecycle.fail(claimed, worker=worker, exc=exc)
+        return "cancelled" if lifecycle.cancelled(claimed, worker=worker) else ""

@@ -1,0 +1,138 @@
+"""The scheduler's duties: promote due delayed jobs, recover stalled ones, reconcile Redis with the
+database, apply retention and fold stats. `manage.py scheduler` runs `tick()` in a loop;
+`manage.py reconcile` runs `reconcile()` once."""
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.db import transaction
+from django.utils import timezone
+
+from jobs.engine import broker, conf, lifecycle, retention, stats
+from jobs.engine.states import Status, transition_many
+from jobs.engine.worker import stale_before
+from jobs.exceptions import ErrorKind, JobError
+from jobs.models import Job, QueueState, WorkerHeartbeat
+
+log = logging.getLogger(__name__)
+
+#: A waiting job younger than this may still be on its way to Redis (after-commit push).
+RECONCILE_GRACE = 5.0
+
+
+def promote_due(*, limit: int = 1000) -> int:
+    """Delayed jobs whose time has come become waiting and go to RQ."""
+    now = timezone.now()
+    with transaction.atomic():
+        rows = list(
+            Job.objects.select_for_update(skip_locked=True)
+            .filter(status=Status.DELAYED, run_at__lte=now)
+            .order_by("run_at")
+            .values_list("id", "queue", "priority")[:limit]
+        )
+        moved = set(transition_many([(i, q) for i, q, _ in rows], source=Status.DELAYED, target=Status.WAITING, message="due"))
+        carried = [broker.Carried(i, q, p, conf.get_queue(q).timeout) for i, q, p in rows if i in moved]
+        if carried:
+            transaction.on_commit(lambda: broker.push(carried))
+    return len(moved)
+
+
+def recover_stalled() -> int:
+    """Active jobs whose worker stopped sending heartbeats: the attempt counts as failed (STALLED)."""
+    cutoff = stale_before()
+    alive = set(WorkerHeartbeat.objects.filter(last_seen__gte=cutoff, stopped_at__isnull=True).values_list("name", flat=True))
+    suspects = Job.objects.filter(status=Status.ACTIVE, started_at__lt=cutoff).exclude(worker_name__in=alive).exclude(worker_name__startswith="rq:")
+    n = 0
+    for job in suspects.iterator():
+        claimed = lifecycle.as_claimed(job)
+        if job.cancel_requested_at:
+            done = lifecycle.cancelled(claimed, worker=job.worker_name)
+        else:
+            exc = JobError(f"worker {job.worker_name} stopped responding while running the job", kind=ErrorKind.STALLED)
+            done = bool(lifecycle.fail(claimed, worker=job.worker_name, exc=exc, trace=""))
+        if done:
+            n += 1
+            log.warning("recovered stalled job %s from worker %s", job.id, job.worker_name)
+    return n
+
+
+def prune_workers(*, older_than: float = 24 * 3600) -> int:
+    """Forget workers that stopped, or were last seen, more than `older_than` seconds ago."""
+    cutoff = timezone.now() - timedelta(seconds=older_than)
+    return WorkerHeartbeat.objects.filter(last_seen__lt=cutoff).delete()[0]
+
+
+@dataclass
+class ReconcileReport:
+    pushed: int = 0
+    paused_synced: int = 0
+
+
+def reconcile(*, grace: float = RECONCILE_GRACE) -> ReconcileReport:
+    """Hand every waiting job that Redis lost back to RQ, and restore the paused set from the database.
+
+    Waiting jobs changed in the last `grace` seconds are left alone: their after-commit push may
+    still be on its way (a second copy would be harmless, as claims are conditional, but wasteful).
+    """
+    report = ReconcileReport()
+    paused = set(QueueState.objects.filter(paused=True).values_list("name", flat=True))
+    if broker.paused_queues() != paused:
+        broker.sync_paused(paused)
+        report.paused_synced = len(paused)
+    settled = timezone.now() - timedelta(seconds=grace)
+    for name, queue in conf.all_queues().items():
+        carried = broker.carried_ids(name)
+        missing = [
+            broker.Carried(i, name, p, queue.timeout)
+            for i, p in Job.objects.filter(queue=name, status=Status.WAITING, updated_at__lt=settled).values_list("id", "priority").iterator()
+            if i not in carried
+        ]
+        for start in range(0, len(missing), 1000):
+            report.pushed += broker.push(missing[start : start + 1000])
+    if report.pushed:
+        log.warning("reconcile: handed %d waiting jobs back to Redis", report.pushed)
+    return report
+
+
+class Scheduler:
+    """Runs the duties at their own intervals."""
+
+    def __init__(self, *, tick: float = 0.5, reconcile_every: float = 60.0, retention_every: float = 60.0) -> None:
+        self.tick_seconds = tick
+        self.every = {"reconcile": reconcile_every, "retention": retention_every, "prune": 3600.0}
+        self.last: dict[str, float] = {}
+        self.stopping = False
+
+    def due(self, name: str) -> bool:
+        now = time.monotonic()
+        if now - self.last.get(name, 0.0) >= self.every[name]:
+            self.last[name] = now
+            return True
+        return False
+
+    def tick(self) -> None:
+        promote_due()
+        recover_stalled()
+        stats.fold()
+        if self.due("reconcile"):
+            reconcile()
+        if self.due("retention"):
+            retention.apply_retention()
+        if self.due("prune"):
+            stats.prune_events()
+            prune_workers()
+
+    def run(self) -> None:
+        while not self.stopping:
+            started = time.monotonic()
+            try:
+                self.tick()
+            except Exception:
+                log.exception("scheduler tick failed")
+                from django.db import close_old_connections
+
+                close_old_connections()
+            time.sleep(max(0.0, self.tick_seconds - (time.monotonic() - started)))

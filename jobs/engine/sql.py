@@ -1,0 +1,137 @@
+"""The engine's hand-built SQL for PostgreSQL: a transition as one statement, and COPY for bulk enqueue.
+
+jobs.engine.states decides what may move; this module only says it to PostgreSQL in fewer round trips.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any, Sequence
+
+from django.db import connection, transaction
+from django.db.models import Field
+
+
+def move_one(
+    db: str, job_id: str, queue: str, current: str, target: str, message: str, data: dict[str, Any] | None,
+    only_if: dict[str, Any] | None, returning: tuple[str, ...], fields: dict[str, Any], now: Any,
+) -> dict[str, Any] | None:
+    """PostgreSQL: the conditional UPDATE and the event INSERT as one statement (a data-modifying CTE).
+
+    One round trip and, outside a caller's transaction, one implicit commit instead of
+    BEGIN / UPDATE / INSERT / COMMIT; a job worker makes two of these per job. None if no row moved.
+    """
+    from django.db import connections
+
+    from jobs.models import Job, JobEvent
+
+    conn = connections[db]
+    qn = conn.ops.quote_name
+    built = _update_sql(conn, {"status": target, **fields}, {"id": job_id, "status": current, **(only_if or {})})
+    if built is None:
+        from django.db.models.sql import UpdateQuery
+
+        query: Any = Job.objects.filter(pk=job_id, status=current, **(only_if or {})).query.chain(UpdateQuery)
+        query.add_update_values({"status": target, **fields})
+        built = query.get_compiler(db).as_sql()
+    update_sql, update_params = built
+    out = [_job_fields()[1][name] for name in returning]
+    ev = JobEvent._meta
+    columns = ", ".join(["id", *(qn(str(f.column)) for f in out)])
+    sql = (
+        f"WITH moved AS ({update_sql} RETURNING {columns}), "
+        f"ev AS (INSERT INTO {qn(ev.db_table)} (job_id, queue, from_status, to_status, message, data, at) "
+        f"SELECT id, %s, %s, %s, %s, %s, %s FROM moved) "
+        f"SELECT {columns} FROM moved"
+    )
+    params = (
+        *update_params, queue, current, target, message[:1000],
+        ev.get_field("data").get_db_prep_save(data or {}, conn), ev.get_field("at").get_db_prep_save(now, conn),
+    )
+    # Django's cursor, so the statement shows in assertNumQueries and execute wrappers. Measured and
+    # left out: server-side binding with prepared statements (no gain here, and it breaks poolers).
+    with transaction.mark_for_rollback_on_error(using=db), conn.cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchone()
+    if found is None:
+        return None
+    row = {}
+    for name, f, value in zip(returning, out, found[1:]):
+        for convert in f.get_db_converters(conn):
+            value = convert(value, None, conn)
+        row[name] = value
+    return row
+
+
+def _update_sql(conn: Any, values: dict[str, Any], where: dict[str, Any]) -> tuple[str, list[Any]] | None:
+    """The conditional UPDATE built directly (Django's compiler costs more than the statement itself).
+
+    Handles plain values and `F(name) +/- constant`; None for anything else (the caller then uses Django's).
+    """
+    from django.db.models import F, Value
+    from django.db.models.expressions import CombinedExpression
+
+    from jobs.models import Job
+
+    by_name, qn = _job_fields()[0], conn.ops.quote_name
+    sets: list[str] = []
+    params: list[Any] = []
+    for name, value in values.items():
+        f = by_name.get(name)
+        if f is None or f.is_relation:
+            return None
+        if isinstance(value, CombinedExpression):
+            lhs, rhs = value.lhs, value.rhs
+            source = by_name.get(getattr(lhs, "name", ""))
+            if not (isinstance(lhs, F) and source is not None and isinstance(rhs, Value) and value.connector in ("+", "-")):
+                return None
+            sets.append(f"{qn(f.column)} = {qn(source.column)} {value.connector} %s")
+            params.append(rhs.value)
+        elif hasattr(value, "resolve_expression"):
+            return None
+        else:
+            sets.append(f"{qn(f.column)} = %s")
+            params.append(f.get_db_prep_save(value, conn))
+    conditions: list[str] = []
+    for name, value in where.items():
+        f = by_name.get(name)
+        if f is None or f.is_relation or value is None or hasattr(value, "resolve_expression"):
+            return None
+        conditions.append(f"{qn(f.column)} = %s")
+        params.append(f.get_db_prep_save(value, conn))
+    return f"UPDATE {qn(Job._meta.db_table)} SET {', '.join(sets)} WHERE {' AND '.join(conditions)}", params
+
+
+@lru_cache(maxsize=1)
+def _job_fields() -> tuple[dict[str, Field[Any, Any]], dict[str, Field[Any, Any]]]:
+    """Job's concrete fields by name and by attname (owner -> owner_id)."""
+    from jobs.models import Job
+
+    fields = Job._meta.concrete_fields
+    return {f.name: f for f in fields}, {f.attname: f for f in fields}
+
+
+def copy_rows(model: Any, objs: Sequence[Any]) -> None:
+    """PostgreSQL COPY of fully built instances (ids set, or left to the database for an auto id).
+
+    bulk_create prepares every value of every row in Python and sends them as arrays; COPY streams
+    the rows, which makes a 10,000-job enqueue_many about twice as fast. The values are the
+    instances' own, with JSON fields adapted as Django adapts them.
+    """
+    if not objs:
+        return
+    fields = [f for f in model._meta.concrete_fields if not (f.primary_key and f.get_internal_type() in ("AutoField", "BigAutoField"))]
+    json_fields = {f.attname: f for f in fields if f.get_internal_type() == "JSONField"}
+    qn = connection.ops.quote_name
+    sql = f"COPY {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
+    attnames = [f.attname for f in fields]
+    connection.ensure_connection()
+    with connection.wrap_database_errors, connection.connection.cursor() as cursor, cursor.copy(sql) as copy:
+        for obj in objs:
+            row = [getattr(obj, a) for a in attnames]
+            for i, a in enumerate(attnames):
+                if a in json_fields:
+                    row[i] = json_fields[a].get_db_prep_save(row[i], connection)
+            copy.write_row(row)
+    for obj in objs:
+        obj._state.adding = False
+        obj._state.db = connection.alias

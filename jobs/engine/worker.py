@@ -1,0 +1,241 @@
+"""The engine's worker: RQ's worker loop, registration and signals, with a lean job path.
+
+RQ's own per-job bookkeeping (job hash status, started/finished registries, results) is skipped:
+the database row already holds all of it. A busy worker spends one Redis round trip per job (a Lua
+pop that checks the paused set and deletes the RQ hash) and, on PostgreSQL, two statements
+(claim, outcome), each an UPDATE plus its event INSERT.
+Jobs run in the worker process (no fork per job); a heartbeat thread keeps the worker's row alive,
+watches for cancel requests and enforces the cancel and shutdown graces.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from datetime import timedelta
+from typing import Any, Sequence
+
+from django.conf import settings
+from django.db import close_old_connections
+from django.db import connection as db_connection
+from django.utils import timezone
+from redis import Redis
+from rq import Queue as RQQueue
+from rq.worker import BaseWorker, WorkerStatus
+
+from jobs.engine import broker, conf, lifecycle, priority, runner
+from jobs.engine.context import JobContext
+from jobs.exceptions import JobCancelled, WorkerShutdown
+from jobs.models import Job, WorkerHeartbeat
+
+log = logging.getLogger(__name__)
+
+PAUSED_REFRESH = 1.0
+BLOCK_SECONDS = 1
+
+
+class EngineWorker(BaseWorker):
+    """An RQ worker whose jobs are rows in the database."""
+
+    def __init__(self, queues: Sequence[str], *, connection: Redis | None = None, name: str | None = None, **kwargs: Any) -> None:
+        self.engine_queues = [conf.get_queue(q).name for q in queues]
+        connection = connection or broker.connection()
+        rq_queues = [RQQueue(broker.rq_name(q, lv), connection=connection) for lv in reversed(priority.LEVELS) for q in self.engine_queues]
+        name = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
+        super().__init__(rq_queues, connection=connection, name=name, **kwargs)
+        self.guard = runner.Guard()
+        self.current: tuple[lifecycle.Claimed, JobContext] | None = None
+        self._cancel_seen_at: float | None = None
+        self._interrupted_at: float | None = None
+        self._beat_job_id: str | None = None  # the job the two fields above are about
+        self._stop_asked_at: float | None = None
+        self._paused: set[str] = set()
+        self._paused_read = 0.0
+        self._beat_stop = threading.Event()
+        self._beat_thread: threading.Thread | None = None
+        self._last_rq_beat = 0.0
+        self._suspension_read = 0.0
+        self._pop_script = self.connection.register_script(broker.POP_READY_SCRIPT)
+        self.jobs_done = 0
+        self._limiter: Any = None
+
+    # -- RQ hooks -----------------------------------------------------------------------------
+
+    def bootstrap(self, *args: Any, **kwargs: Any) -> None:  # noqa: D102
+        super().bootstrap(*args, **kwargs)
+        self.guard.install()
+        now = timezone.now()
+        WorkerHeartbeat.objects.update_or_create(
+            name=self.name,
+            defaults=dict(hostname=socket.gethostname(), pid=os.getpid(), queues=self.engine_queues, started_at=now, last_seen=now, stopped_at=None),
+        )
+        self._beat_thread = threading.Thread(target=self._beat_loop, name="jobs-heartbeat", daemon=True)
+        self._beat_thread.start()
+
+    def teardown(self) -> None:
+        self._beat_stop.set()
+        if self._beat_thread:
+            self._beat_thread.join(timeout=5)
+        WorkerHeartbeat.objects.filter(name=self.name).update(stopped_at=timezone.now(), current_job_id="", jobs_done=self.jobs_done)
+        super().teardown()
+
+    def set_state(self, state: str, pipeline: Any = None) -> None:
+        # Idle/busy flips happen per job; keep them local and let the heartbeat publish them.
+        self._state = state
+        if state not in (WorkerStatus.IDLE, WorkerStatus.BUSY):
+            super().set_state(state, pipeline=pipeline)
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Any = None) -> None:
+        if pipeline is None and timeout is None and time.monotonic() - self._last_rq_beat < 5:
+            return
+        self._last_rq_beat = time.monotonic()
+        super().heartbeat(timeout, pipeline)
+
+    def check_for_suspension(self, burst: bool) -> None:
+        # RQ asks Redis before every job; `rq suspend` is an operator's switch, once a second is enough.
+        now = time.monotonic()
+        if now - self._suspension_read < PAUSED_REFRESH:
+            return
+        self._suspension_read = now
+        super().check_for_suspension(burst)
+
+    def run_maintenance_tasks(self) -> None:
+        # RQ's registries are not used for engine jobs; recovery is the scheduler's (jobs.engine.scheduler).
+        self.last_cleaned_at = timezone.now()  # type: ignore[assignment]  # RQ annotates it None-only
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        self._stop_asked_at = time.monotonic()
+        super().request_stop(signum, frame)
+
+    # Returns (job id, queue name), not RQ objects: RQ's work() only hands them on to execute_job below.
+    def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> tuple[str, str] | None:  # type: ignore[override]
+        """Pop the next job id: highest priority level first, skipping paused queues."""
+        burst = timeout is None
+        idle_since = time.monotonic()
+        conn = self.connection
+        woke = False
+        while not self._stop_requested:
+            keys = self._listen_keys()
+            if not keys:
+                if burst:
+                    return None
+                time.sleep(BLOCK_SECONDS)
+                continue
+            # While jobs are waiting (a busy worker), one round trip per job; BLPOP only when idle.
+            ready = broker.pop_ready(self._pop_script, keys)
+            if ready is not None:
+                return ready
+            if woke:
+                # What woke us sits in a queue paused meanwhile: read the paused set again.
+                woke, self._paused_read = False, 0.0
+                continue
+            # Idle: block until a list has an id. BLPOP is only the wake-up: the id goes back to the
+            # front of its list and the next loop takes it through pop_ready, the one path that
+            # checks the paused set (a queue paused while we blocked keeps its job).
+            popped = conn.blpop(keys, timeout=0.01 if burst else BLOCK_SECONDS)
+            if popped is None:
+                if burst or (max_idle_time is not None and time.monotonic() - idle_since > max_idle_time):
+                    return None
+                continue
+            conn.lpush(popped[0], popped[1])
+            woke = True
+        return None
+
+    def execute_job(self, job: Any, queue: Any) -> None:
+        job_id, queue_name = job, queue
+        self._state = WorkerStatus.BUSY
+        self._wait_for_rate_limit(queue_name)
+        try:
+            status = runner.run(job_id, queue=queue_name, worker=self.name, guard=self.guard, on_start=self._on_start)
+            if status:
+                self.jobs_done += 1
+        finally:
+            self.current = None
+            self._cancel_seen_at = self._interrupted_at = None
+            self._state = WorkerStatus.IDLE
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _on_start(self, claimed: lifecycle.Claimed, ctx: JobContext) -> None:
+        self.current = (claimed, ctx)
+
+    def _listen_keys(self) -> list[str]:
+        now = time.monotonic()
+        if now - self._paused_read > PAUSED_REFRESH:
+            self._paused = broker.paused_queues()
+            self._paused_read = now
+        return broker.listen_keys([q for q in self.engine_queues if q not in self._paused])
+
+    def _wait_for_rate_limit(self, queue: str) -> None:
+        rate = conf.get_queue(queue).rate_limit
+        if rate is None:
+            return
+        from limits import RateLimitItemPerSecond
+        from limits.storage import RedisStorage
+        from limits.strategies import MovingWindowRateLimiter
+
+        if self._limiter is None:
+            self._limiter = MovingWindowRateLimiter(RedisStorage(settings.REDIS_URL))
+        item = RateLimitItemPerSecond(rate.max, max(1, int(rate.duration)))
+        while not self._limiter.hit(item, "jobs", queue):
+            reset = self._limiter.get_window_stats(item, "jobs", queue).reset_time
+            time.sleep(min(max(reset - time.time(), 0.01), 1.0))
+
+    def _beat_loop(self) -> None:
+        interval = settings.JOBS_HEARTBEAT_INTERVAL
+        while not self._beat_stop.wait(interval):
+            try:
+                self._beat()
+            except Exception:
+                log.exception("worker %s: heartbeat failed", self.name)
+                close_old_connections()
+        db_connection.close()
+
+    def _beat(self) -> None:
+        current = self.current
+        job_id = current[0].id if current else ""
+        WorkerHeartbeat.objects.filter(name=self.name).update(last_seen=timezone.now(), current_job_id=job_id, jobs_done=self.jobs_done)
+        try:
+            super().heartbeat(None)
+            self._last_rq_beat = time.monotonic()
+        except Exception:
+            log.warning("worker %s: Redis heartbeat failed", self.name)
+        if not current:
+            return
+        claimed, ctx = current
+        now = time.monotonic()
+        if self._beat_job_id != claimed.id:
+            # A new job: drop what a late beat may have written about the previous one after
+            # execute_job reset it (else the next job would be hard-stopped for its cancel).
+            self._beat_job_id, self._cancel_seen_at, self._interrupted_at = claimed.id, None, None
+        if self._cancel_seen_at is None and Job.objects.filter(pk=claimed.id, cancel_requested_at__isnull=False).exists():
+            self._cancel_seen_at = now
+            ctx._cancel.set()
+            log.info("worker %s: cancel requested for job %s", self.name, claimed.id)
+        if self._cancel_seen_at is not None and now - self._cancel_seen_at > settings.JOBS_CANCEL_GRACE:
+            self._hard_stop(claimed, JobCancelled(f"job {claimed.id} cancelled"))
+        elif self._stop_asked_at is not None and now - self._stop_asked_at > settings.JOBS_SHUTDOWN_GRACE:
+            self._hard_stop(claimed, WorkerShutdown("shutdown grace passed"))
+
+    def _hard_stop(self, claimed: lifecycle.Claimed, exc: BaseException) -> None:
+        now = time.monotonic()
+        if self._interrupted_at is None:
+            self._interrupted_at = now
+            log.warning("worker %s: stopping job %s: %s", self.name, claimed.id, exc)
+            self.guard.interrupt(exc, job_id=claimed.id)
+        elif now - self._interrupted_at > max(settings.JOBS_CANCEL_GRACE, 5.0):
+            # The task ignores interrupts (stuck in native code): record the outcome and end the process.
+            log.error("worker %s: job %s did not stop; exiting the process", self.name, claimed.id)
+            if isinstance(exc, JobCancelled):
+                lifecycle.cancelled(claimed, worker=self.name)
+            else:
+                lifecycle.requeue(claimed, worker=self.name, reason="worker exited: job did not stop")
+            os._exit(3)
+
+
+def stale_before() -> Any:
+    """Workers not seen since this moment are presumed dead."""
+    return timezone.now() - timedelta(seconds=settings.JOBS_STALL_TIMEOUT)
