@@ -283,7 +283,7 @@ def engine_latency(n: int, rate: float, warmup: int) -> dict[str, float]:
             with transaction.atomic():
                 # Registered first, so it runs first after COMMIT: before the hand-off to Redis.
                 transaction.on_commit(lambda: committed.__setitem__(0, time.time()))
-                job, _ = services.enqueue(type="noop", queue=QUEUE)
+                job, _ = services.enqueue(services.JobSpec(type="noop", queue=QUEUE))
             marks.append((job.id, committed[0]))
 
         paced(warmup, rate, submit)

@@ -16,9 +16,10 @@ CSRF_TRUSTED_ORIGINS = [f"http://{h}:8000" for h in ("localhost", "127.0.0.1")]
 
 INSTALLED_APPS = [
     "daphne",
-    # Before django.contrib.admin: the console's admin/index.html extends the admin's own.
+    # Before the admin: the console's admin/index.html extends the admin's own.
     "jobs.console",
-    "django.contrib.admin",
+    # django.contrib.admin, with the console's site (the engine's pages at /admin/jobs/queues/...).
+    "jobs.console.apps.ConsoleAdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",

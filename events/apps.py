@@ -12,7 +12,7 @@ class EventsConfig(AppConfig):
     def ready(self) -> None:
         """Register the jobs hook that forwards every change, and the "job" and "queue" topics."""
         from events import broadcast, topics
-        from jobs.engine import hooks
+        from jobs import services
 
         topics.register_builtin()
-        hooks.register(broadcast.on_job_change)
+        services.register_hook(broadcast.on_job_change)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from events import topics
-from jobs.engine.hooks import JobChange
+from jobs.services import JobChange
 
 log = logging.getLogger(__name__)
 

@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import re
-from typing import Any, Callable
+from typing import Callable
 
 from events.exceptions import UnknownTopic
+from jobs import access
+from jobs.access import Viewer
 
-CanSee = Callable[[Any, str], bool]
+CanSee = Callable[[Viewer, str], bool]
 _TOPICS: dict[str, CanSee] = {}
 
 #: Channels allows ASCII alphanumerics, hyphens, underscores and periods in group names, under 100 chars.
@@ -31,15 +33,14 @@ def kinds() -> list[str]:
     return sorted(_TOPICS)
 
 
-def can_see(kind: str, user: Any, id: str) -> bool:
+def can_see(kind: str, user: Viewer | None, id: str) -> bool:
     """Whether `user` may subscribe to `kind` `id`; raises UnknownTopic for an unregistered kind."""
     try:
         check = _TOPICS[kind]
     except KeyError:
         raise UnknownTopic(kind) from None
-    if user is None or not getattr(user, "is_authenticated", False) or not getattr(user, "is_active", True):
-        return False
-    return bool(check(user, id))
+    # Anonymous and inactive accounts see nothing: each check goes through jobs.access.
+    return user is not None and bool(check(user, id))
 
 
 def group_name(kind: str, id: str) -> str:
@@ -52,18 +53,18 @@ def group_name(kind: str, id: str) -> str:
     return name
 
 
-def _job_visible(user: Any, id: str) -> bool:
-    """The job's owner or staff."""
+def _job_visible(user: Viewer, id: str) -> bool:
+    """The job's owner or an operator (jobs.access)."""
     from jobs.models import Job
 
-    return Job.objects.filter(pk=id).visible_to(user).exists()
+    return access.can_see(user, Job.objects.all(), id)
 
 
-def _queue_visible(user: Any, id: str) -> bool:
-    """Staff only, and only a declared queue."""
-    from jobs.engine import conf
+def _queue_visible(user: Viewer, id: str) -> bool:
+    """Operators only, and only a declared queue."""
+    from jobs import selectors
 
-    return bool(getattr(user, "is_staff", False)) and id in conf.all_queues()
+    return access.is_operator(user) and id in selectors.queue_names()
 
 
 def register_builtin() -> None:

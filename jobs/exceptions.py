@@ -42,6 +42,12 @@ class NotFound(JobsError):
     status_code = 404
 
 
+class StorageUnavailable(JobsError):
+    """A storage that a request needs did not answer in time (503); nothing was stored or enqueued."""
+
+    status_code = 503
+
+
 class InvalidTransition(JobsError):
     """A status change the state machine forbids, or the row changed under us."""
 

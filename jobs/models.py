@@ -7,7 +7,10 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
-from jobs.engine.states import FINAL, Status
+# Re-exported: the job states that other apps compare against (jobs.models.Status, PENDING, FINAL).
+from jobs.engine.states import FINAL, PENDING, Status
+
+__all__ = ["FINAL", "PENDING", "Status", "ApiKey", "AuditEntry", "DeadLetter", "Job", "JobEvent", "QueueCount", "QueueState", "WorkerHeartbeat", "new_job_id"]
 
 
 def new_job_id() -> str:
@@ -23,11 +26,6 @@ class JobQuerySet(models.QuerySet["Job"]):
 
     def final(self) -> "JobQuerySet":
         return self.filter(status__in=list(FINAL))
-
-    def visible_to(self, user: models.Model) -> "JobQuerySet":
-        if getattr(user, "is_staff", False):
-            return self
-        return self.filter(owner=user)
 
 
 class Job(models.Model):

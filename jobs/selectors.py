@@ -13,6 +13,8 @@ from django.db import connection
 from django.db.models import Count, QuerySet
 from django.utils import timezone
 
+from jobs import access
+from jobs.access import Viewer
 from jobs.engine import broker, conf, stats
 from jobs.engine.states import Status
 from jobs.exceptions import InvalidInput, NotFound
@@ -21,6 +23,28 @@ from jobs.models import DeadLetter, Job, QueueState, WorkerHeartbeat
 #: The statuses a queue listing shows; `paused` is `waiting` in a paused queue.
 LISTING_STATUSES = [s.value for s in Status] + ["paused"]
 STAT_KEYS = ("waiting", "active", "completed", "failed", "delayed", "paused", "cancelled")
+
+
+def queue_names() -> list[str]:
+    """The declared queues (settings.JOBS_QUEUES), in declaration order."""
+    return list(conf.all_queues())
+
+
+@dataclass(frozen=True)
+class WorkerGroup:
+    """Queues that one `manage.py worker --group` serves, and how many processes it runs (their largest concurrency)."""
+
+    name: str
+    queues: list[str]
+    processes: int
+
+
+def worker_groups() -> list[WorkerGroup]:
+    """The worker groups of the declared queues, by name."""
+    return [
+        WorkerGroup(name=name, queues=[q.name for q in queues], processes=max(q.concurrency for q in queues))
+        for name, queues in sorted(conf.groups().items())
+    ]
 
 
 def paused_queues() -> set[str]:
@@ -54,17 +78,22 @@ def queue_stats(queue: str) -> dict[str, Any]:
     return _stats_row(name, stats.counts().get(name, {}), is_paused(name))
 
 
-def job_get(job_id: str, *, user: Any) -> Job:
-    """A job the user may see (staff: any); NotFound otherwise, so ids cannot be probed."""
+def jobs_visible_to(user: Viewer | None) -> QuerySet[Job]:
+    """The jobs `user` may see (jobs.access: an operator all, others their own); None, an internal caller: all."""
+    return Job.objects.all() if user is None else access.visible(Job.objects.all(), user)
+
+
+def job_get(job_id: str, *, user: Viewer | None = None) -> Job:
+    """A job the user may see (None: an internal caller, any job); NotFound otherwise, so ids cannot be probed."""
     try:
-        return Job.objects.visible_to(user).get(pk=job_id)
+        return jobs_visible_to(user).get(pk=job_id)
     except Job.DoesNotExist:
         raise NotFound(f"job {job_id} not found") from None
 
 
-def job_list(*, user: Any, queue: str | None = None, status: str | None = None, type: str | None = None) -> QuerySet[Job]:
-    """The user's jobs (staff: all), newest first, optionally filtered."""
-    qs = Job.objects.visible_to(user)
+def job_list(*, user: Viewer, queue: str | None = None, status: str | None = None, type: str | None = None) -> QuerySet[Job]:
+    """The user's jobs (an operator: all), newest first, optionally filtered."""
+    qs = jobs_visible_to(user)
     if queue:
         qs = qs.filter(queue=queue)
     if status:
@@ -82,13 +111,13 @@ class QueueListing:
     paused: bool
 
 
-def queue_jobs(queue: str, *, user: Any, status: str | None = None) -> QueueListing:
+def queue_jobs(queue: str, *, user: Viewer, status: str | None = None) -> QueueListing:
     """The jobs of one queue that the user may see, newest first; `paused` selects waiting jobs of a paused queue."""
     name = conf.get_queue(queue).name
     paused = is_paused(name)
     if status and status not in LISTING_STATUSES:
         raise InvalidInput("invalid status", extra={"status": [f"must be one of {LISTING_STATUSES}"]})
-    qs = Job.objects.visible_to(user).filter(queue=name)
+    qs = jobs_visible_to(user).filter(queue=name)
     if status == "paused":
         qs = qs.filter(status=Status.WAITING) if paused else qs.none()
     elif status:
@@ -96,11 +125,15 @@ def queue_jobs(queue: str, *, user: Any, status: str | None = None) -> QueueList
     return QueueListing(jobs=qs.order_by("-created_at", "-id"), paused=paused)
 
 
-def dead_letter_list(*, user: Any, queue: str | None = None, error_kind: str | None = None) -> QuerySet[DeadLetter]:
-    """Open dead letters (not retried or discarded) of the user's jobs (staff: all), newest first."""
-    qs = DeadLetter.objects.filter(resolved_at__isnull=True).select_related("job")
-    if not getattr(user, "is_staff", False):
-        qs = qs.filter(job__owner=user)
+def open_dead_letters(*, user: Viewer | None = None) -> QuerySet[DeadLetter]:
+    """Dead letters not yet retried or discarded, of the jobs `user` may see (None: an internal caller, all)."""
+    qs = DeadLetter.objects.filter(resolved_at__isnull=True)
+    return qs if user is None else access.visible(qs, user, owner="job__owner")
+
+
+def dead_letter_list(*, user: Viewer, queue: str | None = None, error_kind: str | None = None) -> QuerySet[DeadLetter]:
+    """Open dead letters of the user's jobs (an operator: all), newest first."""
+    qs = open_dead_letters(user=user).select_related("job")
     if queue:
         qs = qs.filter(queue=queue)
     if error_kind:

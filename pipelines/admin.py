@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from functools import partial
-from typing import Any, Callable
+from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -11,7 +11,8 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from jobs.exceptions import JobsError
+from jobs import access
+from jobs.console.errors import operator_view
 from pipelines import admin_views, selectors, services
 from pipelines.models import Project, StageRun
 
@@ -34,14 +35,15 @@ class ProjectAdmin(admin.ModelAdmin):
         return False  # status moves only through the services (the actions below)
 
     def has_review_permission(self, request: HttpRequest) -> bool:
-        return bool(request.user.is_active and request.user.is_staff)
+        return access.is_operator(request.user)
 
     @admin.display(description="id")
     def short_id(self, project: Project) -> str:
         return project.id[:8]
 
     def get_urls(self) -> list[Any]:
-        wrap, site = self.admin_site.admin_view, self.admin_site
+        site = self.admin_site
+        wrap = partial(operator_view, site)
         return [
             path("<str:project_id>/live/", wrap(partial(admin_views.live_page, site=site)), name="pipelines_project_live"),
             path("<str:project_id>/live/state.json", wrap(partial(admin_views.live_state, site=site)), name="pipelines_project_live_state"),
@@ -83,22 +85,17 @@ class ProjectAdmin(admin.ModelAdmin):
 
     @admin.action(description="Approve the stage awaiting review", permissions=["review"])
     def approve_stage(self, request: HttpRequest, queryset: QuerySet[Project]) -> None:
-        self._each(request, queryset, "approved", lambda p: services.approve(project_id=p.pk, reviewer=request.user, source="admin"))
+        done, refused = services.review_many(queryset.values_list("pk", flat=True), approved=True, reviewer=request.user, source="admin")
+        self._report(request, "approved", done, refused)
 
     @admin.action(description="Reject the stage awaiting review (it runs again)", permissions=["review"])
     def reject_stage(self, request: HttpRequest, queryset: QuerySet[Project]) -> None:
         notes = f"rejected in the console by {request.user.get_username()}"
-        self._each(request, queryset, "rejected", lambda p: services.reject(project_id=p.pk, reviewer=request.user, notes=notes, source="admin"))
+        done, refused = services.review_many(queryset.values_list("pk", flat=True), approved=False, reviewer=request.user, notes=notes, source="admin")
+        self._report(request, "rejected", done, refused)
 
-    def _each(self, request: HttpRequest, queryset: QuerySet[Project], verb: str, call: Callable[[Project], Any]) -> None:
-        done, refused = 0, []
-        for project in queryset:
-            try:
-                call(project)
-                done += 1
-            except JobsError as exc:
-                refused.append(exc.message)
+    def _report(self, request: HttpRequest, verb: str, done: list[str], refused: dict[str, str]) -> None:
         if done:
-            self.message_user(request, f"{done} project(s) {verb}.", messages.SUCCESS)
-        for message in refused[:10]:
+            self.message_user(request, f"{len(done)} project(s) {verb}.", messages.SUCCESS)
+        for message in list(refused.values())[:10]:
             self.message_user(request, message, messages.WARNING)

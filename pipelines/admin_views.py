@@ -1,7 +1,8 @@
 """The live project page of the console: stage rows with progress bars fed by the events WebSocket, and review buttons.
 
 Reads go through pipelines.selectors; approve and reject delegate to pipelines.services (audited there).
-ProjectAdmin.get_urls wires these views under the admin site's login (staff) and CSRF protection.
+ProjectAdmin.get_urls wires these views under the admin site's login (staff) and CSRF protection, through
+jobs.console.errors.operator_view: a refused review is shown there, as a message or as JSON for fetch().
 """
 from __future__ import annotations
 
@@ -9,14 +10,13 @@ from typing import Any
 
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from jobs.exceptions import JobsError
+from jobs import access
 from pipelines import definitions, selectors, services
-from pipelines.exceptions import ProjectNotFound
 from pipelines.models import Project, StageRun
 
 AWAITING_REVIEW = "awaiting review"  # the state label of the stage a person must review
@@ -45,14 +45,11 @@ def snapshot(project: Project) -> dict[str, Any]:
 
 
 def _project(request: HttpRequest, project_id: str) -> Project:
-    try:
-        return selectors.project_get(project_id, user=request.user)
-    except ProjectNotFound as exc:
-        raise Http404(exc.message) from exc
+    return selectors.project_get(project_id, user=request.user)
 
 
 def _can_review(request: HttpRequest) -> bool:
-    return bool(request.user.is_active and request.user.is_staff)
+    return access.is_operator(request.user)
 
 
 def live_page(request: HttpRequest, project_id: str, *, site: admin.AdminSite) -> HttpResponse:
@@ -82,11 +79,8 @@ def _review(request: HttpRequest, project_id: str, site: admin.AdminSite, verb: 
     if not _can_review(request):
         raise PermissionDenied("reviewing needs a staff account")
     project = _project(request, project_id)
-    try:
-        call(project)
-        messages.success(request, f"Project {project.pk[:8]}: stage {project.current_stage} {verb}.")
-    except JobsError as exc:
-        messages.warning(request, exc.message)
+    call(project)
+    messages.success(request, f"Project {project.pk[:8]}: stage {project.current_stage} {verb}.")
     return HttpResponseRedirect(reverse("admin:pipelines_project_live", args=[project.pk], current_app=site.name))
 
 

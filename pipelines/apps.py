@@ -11,8 +11,8 @@ class PipelinesConfig(AppConfig):
 
     def ready(self) -> None:
         from events import topics
-        from jobs.engine import hooks
+        from jobs import services as job_services
         from pipelines import selectors, services
 
-        hooks.register(services.on_job_change)
+        job_services.register_hook(services.on_job_change)
         topics.register_topic("project", selectors.can_see)

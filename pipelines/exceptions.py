@@ -27,9 +27,3 @@ class ProjectStateError(PipelineError):
         super().__init__(message, extra={"projectId": project_id, "status": status})
         self.project_id = project_id
         self.status = status
-
-
-class StorageUnavailable(PipelineError):
-    """The media storage could not be written now (503)."""
-
-    status_code = 503

@@ -5,27 +5,24 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from jobs.engine.states import PENDING, Status
-from jobs.models import Job
+from jobs import access
+from jobs.access import Viewer
+from jobs.models import PENDING, Job, Status
 from pipelines.exceptions import ProjectNotFound
 from pipelines.models import Project, StageReview, StageRun
 
 
-def visible_projects(user: Any) -> QuerySet[Project]:
-    """The projects `user` may see: their own, or every project for staff."""
-    if getattr(user, "is_staff", False):
-        return Project.objects.all()
-    if not getattr(user, "pk", None):
-        return Project.objects.none()
-    return Project.objects.filter(owner=user)
+def visible_projects(user: Viewer) -> QuerySet[Project]:
+    """The projects `user` may see (jobs.access: their own, or every project for an operator)."""
+    return access.visible(Project.objects.all(), user)
 
 
-def can_see(user: Any, project_id: str) -> bool:
-    """Whether `user` may see project `project_id` (owner or staff); the events app subscribes through this."""
-    return visible_projects(user).filter(pk=str(project_id)).exists()
+def can_see(user: Viewer, project_id: str) -> bool:
+    """Whether `user` may see project `project_id`; the events app subscribes through this."""
+    return access.can_see(user, Project.objects.all(), str(project_id))
 
 
-def project_get(project_id: str, *, user: Any = None) -> Project:
+def project_get(project_id: str, *, user: Viewer | None = None) -> Project:
     """A project the user may see (no user: any); ProjectNotFound otherwise, so ids cannot be probed."""
     qs = Project.objects.all() if user is None else visible_projects(user)
     try:
@@ -53,13 +50,13 @@ def approved_output(run: StageRun) -> Any:
     return review.approved_output if review is not None else run.output
 
 
-def project_jobs(project_id: str, *, user: Any) -> QuerySet[Job]:
+def project_jobs(project_id: str, *, user: Viewer) -> QuerySet[Job]:
     """Every job of a project the user may see, oldest first."""
     project = project_get(project_id, user=user)
     return Job.objects.filter(group_ref=project.id).order_by("created_at", "id")
 
 
-def current_job(project_id: str, *, user: Any) -> Job:
+def current_job(project_id: str, *, user: Viewer) -> Job:
     """The project's job in progress (waiting, delayed or active); ProjectNotFound when none is."""
     job = project_jobs(project_id, user=user).filter(status__in=[*PENDING, Status.ACTIVE]).order_by("-created_at").first()
     if job is None:

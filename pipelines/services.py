@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import logging
 import re
-from typing import IO, Any
+from typing import IO, Any, Iterable
 
 from django.db import transaction
 from django.utils import timezone
 
 from events import broadcast
 from jobs import services as job_services
-from jobs.engine import audit, hooks
-from jobs.engine.states import PENDING, Status
+from jobs.access import Viewer
 from jobs.exceptions import InvalidTransition
-from jobs.models import Job
+from jobs.models import PENDING, Job, Status
+from jobs.services import JobChange, JobSpec
 from pipelines import definitions, selectors
-from pipelines.exceptions import PipelineInputError, ProjectStateError, StorageUnavailable
+from pipelines.exceptions import PipelineError, PipelineInputError, ProjectStateError
 from pipelines.models import Project, StageReview, StageRun
 from transcription import sources
 
@@ -70,10 +70,10 @@ def _start(project: Project, stage: definitions.Stage, *, input: Any) -> StageRu
     """Write a stage run and enqueue its job (handed to RQ after commit); the project is running that stage."""
     attempt = project.stage_runs.filter(stage=stage.name).count() + 1
     run = StageRun.objects.create(project=project, stage=stage.name, attempt=attempt, input=input)
-    job, _ = job_services.enqueue(
+    job, _ = job_services.enqueue(JobSpec(
         type=stage.task_type, queue=stage.queue, owner=project.owner, group_ref=project.id,
         payload={"projectId": project.id, "stage": stage.name, "stageRunId": run.id},
-    )
+    ))
     StageRun.objects.filter(pk=run.pk).update(job=job)
     run.job = job
     _move(project, P.RUNNING, current_stage=stage.name, failure_reason="", completed_at=None)
@@ -94,12 +94,8 @@ def create_project(
     """Store the source media, write the project and enqueue its first stage."""
     definition = definitions.get(pipeline)
     languages = dict(source_language=_language("sourceLanguage", source_language), target_language=_language("targetLanguage", target_language))
-    try:
+    with sources.request_errors(field="file", invalid=PipelineInputError):
         key = sources.save_upload(upload, name=upload_name or "media", prefix="pipelines/")
-    except sources.SourceUnavailable as exc:
-        raise StorageUnavailable(f"storage not available: {exc.message}") from exc
-    except sources.SourceError as exc:
-        raise PipelineInputError(exc.message, extra={"file": [exc.message]}) from exc
     with transaction.atomic():
         project = Project.objects.create(owner=owner, pipeline=definition.name, source_key=key, source_name=upload_name[:255], premium=premium, **languages)
         _start(project, definition.first(premium=premium), input=None)
@@ -124,7 +120,7 @@ def approve(*, project_id: str, reviewer: Any, edited_output: Any = None, user: 
         approved = edited_output if edited_output is not None else run.output
         StageReview.objects.create(stage_run=run, reviewer=_user(reviewer), decision=StageReview.Decision.APPROVE, approved_output=approved)
         _advance(project, stage, output=approved)
-        audit.record(
+        job_services.record_action(
             actor=reviewer, action="stage_approve", queue=stage.queue, job_ids=[run.job_id] if run.job_id else [],
             detail={"projectId": project.pk, "stage": stage.name, "edited": edited_output is not None}, source=source,
         )
@@ -141,12 +137,34 @@ def reject(*, project_id: str, reviewer: Any, notes: str, user: Any = None, sour
         stage, run = _review_run(project)
         StageReview.objects.create(stage_run=run, reviewer=_user(reviewer), decision=StageReview.Decision.REJECT, notes=notes.strip())
         _start(project, stage, input=run.input)
-        audit.record(
+        job_services.record_action(
             actor=reviewer, action="stage_reject", queue=stage.queue, job_ids=[run.job_id] if run.job_id else [],
             detail={"projectId": project.pk, "stage": stage.name, "notes": notes.strip()[:500]}, source=source,
         )
     project.refresh_from_db()
     return project
+
+
+def review_many(
+    project_ids: Iterable[str], *, approved: bool, reviewer: Viewer, notes: str = "", source: str = "admin",
+) -> tuple[list[str], dict[str, str]]:
+    """Approve, or reject with `notes`, the stage that each project awaits; each project is its own transaction.
+
+    Returns (reviewed project ids, {refused id: why}): a project that awaits no review is refused, not an error.
+    """
+    done: list[str] = []
+    refused: dict[str, str] = {}
+    for project_id in project_ids:
+        try:
+            if approved:
+                approve(project_id=project_id, reviewer=reviewer, source=source)
+            else:
+                reject(project_id=project_id, reviewer=reviewer, notes=notes, source=source)
+        except PipelineError as exc:
+            refused[project_id] = exc.message
+        else:
+            done.append(project_id)
+    return done, refused
 
 
 def rerun_from(*, project_id: str, stage: str, actor: Any, user: Any = None, source: str = "api") -> Project:
@@ -163,7 +181,7 @@ def rerun_from(*, project_id: str, stage: str, actor: Any, user: Any = None, sou
             raise ProjectStateError(f"stage {previous.name} has no output to start {chosen.name} from", project_id=project.pk, status=project.status)
         _cancel_pending(project, actor=actor, source=source)
         run = _start(project, chosen, input=selectors.approved_output(prev_run) if prev_run else None)
-        audit.record(actor=actor, action="pipeline_rerun", queue=chosen.queue, job_ids=[run.job_id] if run.job_id else [], detail={"projectId": project.pk, "stage": chosen.name}, source=source)
+        job_services.record_action(actor=actor, action="pipeline_rerun", queue=chosen.queue, job_ids=[run.job_id] if run.job_id else [], detail={"projectId": project.pk, "stage": chosen.name}, source=source)
     project.refresh_from_db()
     return project
 
@@ -197,7 +215,7 @@ def _stage_types() -> frozenset[str]:
     return frozenset(s.task_type for p in definitions.all_pipelines().values() for s in p.stages)
 
 
-def on_job_change(change: hooks.JobChange) -> None:
+def on_job_change(change: JobChange) -> None:
     """The engine's hook, called after each job change commits: advance, fail or resume the project."""
     if not change.group_ref or change.type not in _stage_types():
         return

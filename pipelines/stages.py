@@ -13,8 +13,8 @@ from typing import Any, Iterator
 
 from django.conf import settings
 
-from jobs.engine.context import JobContext
-from jobs.exceptions import ErrorKind, JobCancelled, JobError, PermanentError
+from jobs.exceptions import ErrorKind, JobCancelled, PermanentError
+from jobs.tasks import JobContext
 from pipelines import media, provider
 from pipelines.models import Project, StageRun
 from transcription import engine, sources
@@ -25,13 +25,10 @@ STT_MODEL = "TINY"
 
 @contextmanager
 def _media_errors() -> Iterator[None]:
-    """Storage and tool errors as the engine's error kinds."""
+    """Storage (transcription.sources.job_errors) and tool errors as the engine's error kinds."""
     try:
-        yield
-    except sources.SourceUnavailable as exc:
-        raise JobError(f"storage not readable now: {exc.message}", kind=ErrorKind.TRANSIENT) from exc
-    except sources.SourceError as exc:
-        raise PermanentError(f"media: {exc.message}", kind=ErrorKind.VALIDATION) from exc
+        with sources.job_errors("media"):
+            yield
     except media.ToolMissing as exc:
         raise PermanentError(str(exc)) from exc
     except media.MediaError as exc:

@@ -3,9 +3,8 @@ from __future__ import annotations
 
 from typing import Any, Callable
 
-from jobs.engine.context import JobContext
-from jobs.engine.registry import task
 from jobs.exceptions import PermanentError
+from jobs.tasks import JobContext, task
 from pipelines import definitions, services, stages
 from pipelines.models import StageRun
 

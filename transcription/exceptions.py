@@ -1,14 +1,12 @@
 """Errors of the transcription app; JobsError subclasses, so the API's one handler shapes them."""
 from __future__ import annotations
 
-from jobs.exceptions import InvalidInput, JobsError
+from jobs.exceptions import InvalidInput
 
 
 class TranscriptionInputError(InvalidInput):
-    """A transcription request the app refuses (400); nothing was stored or enqueued."""
+    """A transcription request the app refuses (400); nothing was stored or enqueued.
 
-
-class StorageUnavailable(JobsError):
-    """The file storage did not answer in time (503); nothing was stored or enqueued."""
-
-    status_code = 503
+    A storage that does not answer is jobs.exceptions.StorageUnavailable (503), through
+    transcription.sources.request_errors, for every app that stores media.
+    """

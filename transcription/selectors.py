@@ -1,21 +1,20 @@
 """Transcription reads."""
 from __future__ import annotations
 
-from typing import Any
 
 from django.core.files.storage import default_storage
 from django.urls import reverse
 
+from jobs import access
+from jobs.access import Viewer
 from jobs.exceptions import NotFound
 from transcription import s3, sources
 from transcription.models import Transcription
 
 
-def get_for(transcription_id: str, *, user: Any) -> Transcription:
-    """The user's transcription (staff: any); NotFound otherwise, so ids cannot be probed."""
-    qs = Transcription.objects.select_related("job")
-    if not getattr(user, "is_staff", False):
-        qs = qs.filter(owner=user)
+def get_for(transcription_id: str, *, user: Viewer) -> Transcription:
+    """The user's transcription (jobs.access: an operator any); NotFound otherwise, so ids cannot be probed."""
+    qs = access.visible(Transcription.objects.select_related("job"), user)
     try:
         return qs.get(pk=transcription_id)
     except Transcription.DoesNotExist:

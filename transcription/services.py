@@ -8,12 +8,12 @@ from django.conf import settings
 from django.db import transaction
 
 from jobs import services as job_services
-from jobs.engine import priority
-from jobs.engine.context import JobContext
-from jobs.exceptions import ErrorKind, JobCancelled, JobError, PermanentError
+from jobs.services import JobSpec
+from jobs.exceptions import ErrorKind, JobCancelled, PermanentError
 from jobs.models import Job
+from jobs.tasks import JobContext
 from transcription import engine, formats, sources
-from transcription.exceptions import StorageUnavailable, TranscriptionInputError
+from transcription.exceptions import TranscriptionInputError
 from transcription.models import Transcription
 
 JOB_TYPE = "transcribe"
@@ -46,15 +46,11 @@ def request_transcription(
     )
     if (upload is None) == (not audio_url):
         raise TranscriptionInputError("send either an audio file or an audioUrl", extra={"file": ["exactly one of file and audioUrl"]})
-    try:
+    with sources.request_errors(field="audioUrl", invalid=TranscriptionInputError):
         source = sources.save_upload(upload, name=upload_name or "audio") if upload is not None else sources.check(audio_url or "")
-    except sources.SourceUnavailable as exc:
-        raise StorageUnavailable(f"storage not available: {exc.message}") from exc
-    except sources.SourceError as exc:
-        raise TranscriptionInputError(exc.message, extra=exc.extra or {"audioUrl": [exc.message]}) from exc
     with transaction.atomic():
         row = Transcription.objects.create(owner=owner, source=source, source_name=upload_name, language=(language or "")[:16], **chosen)
-        job, _ = job_services.enqueue(type=JOB_TYPE, payload={"transcriptionId": row.id}, owner=owner, priority=priority.NAMED[chosen["tier"]])
+        job, _ = job_services.enqueue(JobSpec(type=JOB_TYPE, payload={"transcriptionId": row.id}, owner=owner, priority=chosen["tier"]))
         row.job = job
         row.save(update_fields=["job"])
     return row, job
@@ -65,12 +61,8 @@ def transcribe(ctx: JobContext, *, transcription_id: str) -> dict[str, Any]:
     row = Transcription.objects.get(pk=transcription_id)
     ctx.progress(5, "downloading audio")
     with tempfile.TemporaryDirectory(prefix="transcribe-") as tmp:
-        try:
+        with sources.job_errors("audio"):
             path = sources.fetch(row.source, tmp)
-        except sources.SourceUnavailable as exc:
-            raise JobError(f"audio not readable now: {exc.message}", kind=ErrorKind.TRANSIENT) from exc
-        except sources.SourceError as exc:
-            raise PermanentError(f"audio source: {exc.message}", kind=ErrorKind.VALIDATION) from exc
         ctx.progress(10, "transcribing")
         try:
             transcript = engine.transcribe(

@@ -29,6 +29,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from django.utils.text import get_valid_filename
 
+from jobs.exceptions import ErrorKind, InvalidInput, JobError, JobsError, PermanentError, StorageUnavailable
 from transcription import s3
 
 CHUNK = 1024 * 1024
@@ -62,6 +63,33 @@ class SourceUnavailable(SourceError):
 
 class SourceTooLarge(SourceError):
     """The audio is larger than settings.TRANSCRIPTION_MAX_BYTES (permanent)."""
+
+
+# How a storage error reaches a caller: the one translation, for every app that stores media --------
+
+
+@contextmanager
+def request_errors(*, field: str, invalid: type[JobsError] = InvalidInput) -> Iterator[None]:
+    """Around storing or checking what a request brought: a storage that does not answer is StorageUnavailable
+    (503); any other source error is `invalid` (400), naming `field` unless the error names its own."""
+    try:
+        yield
+    except SourceUnavailable as exc:
+        raise StorageUnavailable(f"storage not available: {exc.message}") from exc
+    except SourceError as exc:
+        raise invalid(exc.message, extra=exc.extra or {field: [exc.message]}) from exc
+
+
+@contextmanager
+def job_errors(what: str) -> Iterator[None]:
+    """Around a worker's storage reads and writes: unavailable is TRANSIENT (retried with backoff); a missing,
+    refused or too large source is a permanent VALIDATION error that no retry can fix."""
+    try:
+        yield
+    except SourceUnavailable as exc:
+        raise JobError(f"{what} not readable now: {exc.message}", kind=ErrorKind.TRANSIENT) from exc
+    except SourceError as exc:
+        raise PermanentError(f"{what}: {exc.message}", kind=ErrorKind.VALIDATION) from exc
 
 
 # Policy -------------------------------------------------------------------------------------------
@@ -356,6 +384,8 @@ __all__ = [
     "check",
     "check_key",
     "fetch",
+    "job_errors",
+    "request_errors",
     "save_result",
     "save_upload",
     "url_for",

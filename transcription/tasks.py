@@ -3,8 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from jobs.engine.context import JobContext
-from jobs.engine.registry import task
+from jobs.tasks import JobContext, task
 from transcription import services
 
 

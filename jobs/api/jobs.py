@@ -7,7 +7,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from jobs import selectors, services
+from jobs import access, selectors, services
 from jobs.api.errors import errors
 from jobs.api.inputs import body, query
 from jobs.api.pagination import PAGE_PARAMS, paginated
@@ -40,14 +40,11 @@ class JobListCreateApi(APIView):
     )
     def post(self, request: Request) -> Response:
         data = body(JobCreateInputSerializer, request)
-        job, created = services.enqueue(
-            type=data["type"],
-            payload=data["payload"],
-            priority=data.get("priority"),
-            delay=data.get("delay"),
-            idempotency_key=data.get("idempotencyKey"),
-            owner=request.user,
+        spec = services.JobSpec(
+            type=data["type"], payload=data["payload"], priority=data["priority"], delay=data.get("delay"),
+            idempotency_key=data.get("idempotencyKey"), owner=access.account(request.user),
         )
+        job, created = services.enqueue(spec, from_api=True)
         return Response(JobOutputSerializer(job).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
 

@@ -9,18 +9,19 @@ from django.contrib.auth.models import AnonymousUser
 from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, permissions
 
+from jobs import access
+
 #: `request.auth` when the caller presented settings.METRICS_TOKEN.
 METRICS_TOKEN_AUTH = "metrics-token"
 
 
 class IsStaff(permissions.BasePermission):
-    """Staff only: 401 without credentials (DRF's NotAuthenticated), 403 for an authenticated non-staff caller."""
+    """Operators (jobs.access) only: 401 without credentials (DRF's NotAuthenticated), 403 for a signed-in non-staff caller."""
 
     message = "staff only"
 
     def has_permission(self, request: Any, view: Any) -> bool:
-        user = request.user
-        return bool(user and user.is_authenticated and user.is_staff)
+        return access.is_operator(request.user)
 
 
 class MetricsTokenAuthentication(authentication.BaseAuthentication):

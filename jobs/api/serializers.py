@@ -7,27 +7,19 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from jobs.engine import conf, priority, registry
+from jobs.engine import conf, intake, priority
 from jobs.engine.states import FINAL, Status
-from jobs.exceptions import JobsError
 from jobs.selectors import LISTING_STATUSES
-from jobs.services import IDEMPOTENCY_KEY_MAX
 
 # -- fields -------------------------------------------------------------------------------------
 
 
 @extend_schema_field({"oneOf": [{"type": "integer", "minimum": priority.MIN, "maximum": priority.MAX}, {"type": "string", "enum": sorted(priority.NAMED)}]})
-class PriorityField(serializers.Field):
-    """An integer priority (higher runs first) or a level name: FREE, PRO, PAYG, LOW, NORMAL, HIGH, CRITICAL."""
+class PriorityField(serializers.JSONField):
+    """An integer priority (higher runs first) or a level name: FREE, PRO, PAYG, LOW, NORMAL, HIGH, CRITICAL.
 
-    def to_internal_value(self, data: Any) -> int:
-        try:
-            return priority.parse(data)
-        except ValueError as exc:
-            raise serializers.ValidationError(str(exc)) from None
-
-    def to_representation(self, value: int) -> int:
-        return value
+    Passed on as sent: the enqueue service parses and checks it (jobs.engine.intake), for every caller.
+    """
 
 
 # -- jobs ---------------------------------------------------------------------------------------
@@ -78,27 +70,20 @@ class JobOutputSerializer(serializers.Serializer):
 
 
 class JobCreateInputSerializer(serializers.Serializer):
-    """Enqueue a job type open to API clients."""
+    """Enqueue a job type open to API clients.
 
-    type = serializers.CharField(max_length=200, help_text="A registered job type open to API clients.")
+    Only the shape of the body is read here; every rule (known type open to API clients, a JSON
+    object payload, priority, delay and key limits) is checked once, by the enqueue service.
+    """
+
+    type = serializers.CharField(help_text="A registered job type open to API clients.")
     payload = serializers.JSONField(required=False, default=dict, help_text="A JSON object handed to the task.")
     priority = PriorityField(required=False, allow_null=True, default=None)
-    delay = serializers.FloatField(required=False, allow_null=True, min_value=0, max_value=366 * 24 * 3600, help_text="Seconds before the job may run; > 0 makes it delayed.")
-    idempotencyKey = serializers.CharField(required=False, allow_null=True, min_length=1, max_length=IDEMPOTENCY_KEY_MAX, help_text="Sending the same key again returns the first job (200) instead of a new one.")
-
-    def validate_type(self, value: str) -> str:
-        try:
-            task = registry.get(value)
-        except JobsError as exc:
-            raise serializers.ValidationError(exc.message) from None
-        if not task.api:
-            raise serializers.ValidationError(f"job type {value!r} is not open to API clients")
-        return value
-
-    def validate_payload(self, value: Any) -> dict[str, Any]:
-        if not isinstance(value, dict):
-            raise serializers.ValidationError("must be a JSON object")
-        return value
+    delay = serializers.FloatField(required=False, allow_null=True, help_text=f"Seconds before the job may run (0 to {intake.MAX_DELAY:g}); > 0 makes it delayed.")
+    idempotencyKey = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True,
+        help_text=f"1-{intake.IDEMPOTENCY_KEY_MAX} characters. Sending the same key again returns the first job (200) instead of a new one.",
+    )
 
 
 class JobListFilterSerializer(serializers.Serializer):

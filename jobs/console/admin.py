@@ -6,7 +6,6 @@ services write the audit log. Nothing here writes a job's status: Job is view-on
 from __future__ import annotations
 
 import json
-from functools import partial
 from typing import Any, Iterator
 
 from django import forms
@@ -15,17 +14,15 @@ from django.db.models import Count, Q, QuerySet, TextField
 from django.db.models.functions import Cast
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
-from django.urls import path, reverse
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
 
 from jobs import services
 from jobs.api import auth as api_keys
-from jobs.console import views
 from jobs.console.filters import KindFilter, OpenFilter, PriorityFilter, QueueFilter, RevokedFilter, TypeFilter, open_filter
 from jobs.console.paginators import EstimatedCountPaginator
-from jobs.exceptions import JobsError
-from jobs.models import ApiKey, AuditEntry, DeadLetter, Job, JobEvent, QueueState
+from jobs.models import ApiKey, AuditEntry, DeadLetter, Job, JobEvent
 
 #: Ids fetched per query when an action runs on "all N matching": memory and statement size stay flat.
 ID_CHUNK = 500
@@ -237,21 +234,12 @@ class DeadLetterAdmin(OperateMixin, admin.ModelAdmin):
 
     @admin.action(description="Retry: enqueue a new job with the same input", permissions=["operate"])
     def retry_letters(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
-        done, skipped = 0, {}
-        for job_id in iter_values(queryset.filter(resolved_at__isnull=True), "job_id"):
-            try:
-                services.retry_dead_letter(job_id, actor=request.user, source="admin")
-                done += 1
-            except JobsError as exc:
-                skipped[job_id] = exc.message
-        report(self, request, "Retried (as new jobs)", done, skipped)
+        retried, skipped = services.retry_dead_letters(iter_values(queryset.filter(resolved_at__isnull=True), "job_id"), actor=request.user, source="admin")
+        report(self, request, "Retried (as new jobs)", len(retried), skipped)
 
     @admin.action(description="Discard: mark reviewed, keep the failed job", permissions=["operate"])
     def discard_letters(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
-        ids = iter_values(queryset.filter(resolved_at__isnull=True), "job_id")
-        done = 0
-        while chunk := [i for _, i in zip(range(ID_CHUNK), ids)]:
-            done += services.discard_dead_letters(chunk, actor=request.user, source="admin")
+        done = services.discard_dead_letters(iter_values(queryset.filter(resolved_at__isnull=True), "job_id"), actor=request.user, source="admin")
         self.message_user(request, f"Discarded {done} dead letter(s).", messages.SUCCESS)
 
 
@@ -354,24 +342,3 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request: HttpRequest, obj: AuditEntry | None = None) -> bool:
         return False
-
-
-# -- the Queues page --------------------------------------------------------------------------
-
-
-@admin.register(QueueState)
-class QueueStateAdmin(admin.ModelAdmin):
-    """Holds the Queues page's URLs (admin/jobs/queuestate/); linked from the index as "Queues"."""
-
-    def has_module_permission(self, request: HttpRequest) -> bool:
-        return False  # listed under its own name by jobs/console/templates/admin/index.html
-
-    def get_urls(self) -> list[Any]:
-        wrap, site = self.admin_site.admin_view, self.admin_site
-        return [
-            path("", wrap(partial(views.queues_page, site=site)), name="jobs_queues"),
-            path("counts.json", wrap(partial(views.counts_json, site=site)), name="jobs_queues_counts"),
-            path("<str:queue>/pause/", wrap(partial(views.pause, site=site)), name="jobs_queues_pause"),
-            path("<str:queue>/resume/", wrap(partial(views.resume, site=site)), name="jobs_queues_resume"),
-            path("<str:queue>/clean/", wrap(partial(views.clean, site=site)), name="jobs_queues_clean"),
-        ]

@@ -7,9 +7,24 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any, Callable, Protocol
 
 log = logging.getLogger(__name__)
+
+
+class _JobLike(Protocol):
+    """A job row or a worker's claim: what a change is built from."""
+
+    @property
+    def id(self) -> str: ...
+    @property
+    def queue(self) -> str: ...
+    @property
+    def type(self) -> str: ...
+    @property
+    def group_ref(self) -> str | None: ...
+    @property
+    def owner_id(self) -> int | None: ...
 
 
 @dataclass(frozen=True)
@@ -26,6 +41,14 @@ class JobChange:
     progress: int = 0
     data: dict[str, Any] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, job: _JobLike, event: str, status: str, *, progress: int = 0, **data: Any) -> JobChange:
+        """The change `event` of `job`, now in `status`; `data` is what the hooks need of it (error, result, ...)."""
+        return cls(
+            job_id=job.id, queue=job.queue, type=job.type, event=event, status=status,
+            group_ref=job.group_ref, owner_id=job.owner_id, progress=progress, data=data,
+        )
+
 
 Hook = Callable[[JobChange], None]
 _HOOKS: list[Hook] = []
@@ -39,6 +62,7 @@ def register(hook: Hook) -> Hook:
 
 
 def unregister(hook: Hook) -> None:
+    """Remove a hook (tests)."""
     if hook in _HOOKS:
         _HOOKS.remove(hook)
 

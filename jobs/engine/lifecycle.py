@@ -39,20 +39,6 @@ class Claimed:
     data: dict[str, Any] = field(default_factory=dict)
 
 
-def _change(job: Claimed | Job, event: str, status: str, **data: Any) -> hooks.JobChange:
-    return hooks.JobChange(
-        job_id=job.id,
-        queue=job.queue,
-        type=job.type,
-        event=event,
-        status=status,
-        group_ref=job.group_ref,
-        owner_id=job.owner_id,
-        progress=data.pop("progress", 0),
-        data=data,
-    )
-
-
 _CLAIMED_FIELDS = ("queue", "type", "payload", "attempts_made", "max_attempts", "priority", "owner_id", "group_ref")
 
 
@@ -80,7 +66,7 @@ def claim(job_id: str, *, queue: str, worker: str) -> Claimed | None:
         id=job_id, queue=j["queue"], type=j["type"], payload=j["payload"], attempt=j["attempts_made"],
         max_attempts=j["max_attempts"], priority=j["priority"], owner_id=j["owner_id"], group_ref=j["group_ref"],
     )
-    hooks.fire(_change(claimed, "started", Status.ACTIVE))
+    hooks.fire(hooks.JobChange.of(claimed, "started", Status.ACTIVE))
     return claimed
 
 
@@ -94,7 +80,7 @@ def complete(job: Claimed, *, worker: str, result: Any) -> bool:
     except InvalidTransition:
         log.warning("job %s finished on %s but is no longer its job; result dropped", job.id, worker)
         return False
-    hooks.fire(_change(job, "completed", Status.COMPLETED, progress=100, result=result))
+    hooks.fire(hooks.JobChange.of(job, "completed", Status.COMPLETED, progress=100, result=result))
     return True
 
 
@@ -142,7 +128,7 @@ def fail(job: Claimed, *, worker: str | None, exc: BaseException, kind: ErrorKin
         log.warning("job %s failed on %s but is no longer its job", job.id, worker)
         return ""
     status = Status.DELAYED if decision.retry else Status.FAILED
-    hooks.fire(_change(job, "retrying" if decision.retry else "failed", status, error=message, kind=kind.value, delay=decision.delay))
+    hooks.fire(hooks.JobChange.of(job, "retrying" if decision.retry else "failed", status, error=message, kind=kind.value, delay=decision.delay))
     return status
 
 
@@ -164,7 +150,7 @@ def cancelled(job: Claimed, *, worker: str | None) -> bool:
         )
     except InvalidTransition:
         return False
-    hooks.fire(_change(job, "cancelled", Status.CANCELLED))
+    hooks.fire(hooks.JobChange.of(job, "cancelled", Status.CANCELLED))
     return True
 
 
@@ -179,7 +165,7 @@ def requeue(job: Claimed, *, worker: str, reason: str) -> bool:
         return False
     queue = conf.get_queue(job.queue)
     transaction.on_commit(lambda: broker.push([broker.Carried(job.id, job.queue, job.priority, queue.timeout)], at_front=True))
-    hooks.fire(_change(job, "waiting", Status.WAITING, reason=reason))
+    hooks.fire(hooks.JobChange.of(job, "waiting", Status.WAITING, reason=reason))
     return True
 
 

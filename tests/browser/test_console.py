@@ -11,6 +11,7 @@ from django.urls import reverse
 from jobs import services
 from jobs.engine import broker
 from jobs.models import DeadLetter, Job, QueueState
+from jobs.services import JobSpec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -30,7 +31,7 @@ def test_operator_pauses_watches_counts_and_retries_a_dead_letter(logged_in: Any
 
     # A job enqueued behind the page's back shows up without a reload.
     page.evaluate("window.__sameDocument = true")
-    services.enqueue(type="noop")
+    services.enqueue(JobSpec(type="noop"))
     expect(waiting).to_have_text("1")
     expect(page.locator("#jc-updated")).to_have_attribute("data-state", "live")
     assert page.evaluate("window.__sameDocument") is True
@@ -47,7 +48,7 @@ def test_operator_pauses_watches_counts_and_retries_a_dead_letter(logged_in: Any
     assert broker.paused_queues() == set()
 
     # A job that fails for good: its page shows the traceback.
-    job, _ = services.enqueue(type="fail", payload={"kind": "PERMANENT", "message": "the codec is missing"})
+    job, _ = services.enqueue(JobSpec(type="fail", payload={"kind": "PERMANENT", "message": "the codec is missing"}))
     burst()
     page.goto(live_server.url + reverse("admin:jobs_job_change", args=[job.pk]))
     expect(page.locator("pre.jc-traceback")).to_contain_text("Traceback (most recent call last)")

@@ -15,6 +15,7 @@ from events.exceptions import UnknownTopic
 from jobs import services
 from jobs.api.auth import create_api_key
 from jobs.engine.hooks import JobChange
+from jobs.services import JobSpec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -105,7 +106,7 @@ def test_api_key_auth_and_bad_messages(alice: Any) -> None:
 
 def test_own_job_events_arrive_in_order(alice: Any, burst: Callable[..., Any]) -> None:
     raw = key_for(alice)
-    job, _ = services.enqueue(type="sleep", payload={"seconds": 0.03, "steps": 3, "stage": "stt"}, owner=alice, group_ref="p-1")
+    job, _ = services.enqueue(JobSpec(type="sleep", payload={"seconds": 0.03, "steps": 3, "stage": "stt"}, owner=alice, group_ref="p-1"))
 
     async def scenario() -> list[dict[str, Any]]:
         comm = await connected(f"?api_key={raw}")
@@ -131,7 +132,7 @@ def test_staff_queue_sees_other_users_jobs_and_failures(alice: Any, staff: Any, 
     async def scenario() -> list[dict[str, Any]]:
         comm = await connected(f"?api_key={raw}")
         assert (await subscribe(comm, "queue", "default"))["type"] == "subscribed"
-        job, _ = await sync_to_async(services.enqueue)(type="fail", payload={"kind": "PERMANENT", "message": "boom"}, owner=alice)
+        job, _ = await sync_to_async(services.enqueue)(JobSpec(type="fail", payload={"kind": "PERMANENT", "message": "boom"}, owner=alice))
         await sync_to_async(burst)("default")
         events = await events_until(comm, "job_failed")
         await comm.disconnect()
@@ -147,7 +148,7 @@ def test_staff_queue_sees_other_users_jobs_and_failures(alice: Any, staff: Any, 
 
 def test_non_staff_is_refused_other_users_job_and_queues(alice: Any, bob: Any) -> None:
     raw = key_for(bob)
-    job, _ = services.enqueue(type="noop", owner=alice)
+    job, _ = services.enqueue(JobSpec(type="noop", owner=alice))
 
     async def scenario() -> None:
         comm = await connected(f"?api_key={raw}")
@@ -163,7 +164,8 @@ def test_non_staff_is_refused_other_users_job_and_queues(alice: Any, bob: Any) -
 
 def test_events_from_a_worker_process(alice: Any, worker_process: Callable[..., Any]) -> None:
     raw = key_for(alice)
-    job, _ = services.enqueue(type="sleep", payload={"seconds": 0.2, "steps": 4}, owner=alice)
+    job, _ = services.enqueue(JobSpec(type="sleep", payload={"seconds": 0.2, "steps": 4}, owner=alice))
+    assert broadcast.flush(10)  # job_created has gone out before we subscribe: the events below are the worker's
 
     async def scenario() -> list[dict[str, Any]]:
         comm = await connected(f"?api_key={raw}")
@@ -229,7 +231,7 @@ def test_channel_layer_down_does_not_break_the_job(alice: Any, settings: Any, bu
     old = broadcast._SENDER
     broadcast._SENDER = None
     try:
-        job, _ = services.enqueue(type="sleep", payload={"seconds": 0.01, "steps": 2}, owner=alice)
+        job, _ = services.enqueue(JobSpec(type="sleep", payload={"seconds": 0.01, "steps": 2}, owner=alice))
         burst("default")
         job.refresh_from_db()
         assert job.status == "completed"

@@ -18,6 +18,7 @@ from jobs.api import auth
 from jobs.console import admin as jobs_admin
 from jobs.engine import broker
 from jobs.models import ApiKey, AuditEntry, DeadLetter, Job, QueueState, WorkerHeartbeat
+from jobs.services import JobSpec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,7 +30,7 @@ COUNTS = reverse("admin:jobs_queues_counts")
 
 def failed(burst: Any, n: int = 1, kind: str = "PERMANENT", **payload: Any) -> list[Job]:
     """Jobs that a real worker failed for good (so they are in the dead letters)."""
-    jobs = [services.enqueue(type="fail", payload={"kind": kind, **payload})[0] for _ in range(n)]
+    jobs = [services.enqueue(JobSpec(type="fail", payload={"kind": kind, **payload}))[0] for _ in range(n)]
     burst()
     for job in jobs:
         job.refresh_from_db()
@@ -91,6 +92,8 @@ def test_pause_needs_csrf_token(admin_user: Any) -> None:
 
 
 def test_index_and_app_index_link_the_queues_page(admin_client: Client) -> None:
+    assert QUEUES == "/admin/jobs/queues/"  # the address the README and `make run` print
+    assert admin_client.get(QUEUES).status_code == 200
     for url in (reverse("admin:index"), reverse("admin:app_list", args=["jobs"])):
         assert f'href="{QUEUES}"' in admin_client.get(url).content.decode()
 
@@ -99,9 +102,9 @@ def test_index_and_app_index_link_the_queues_page(admin_client: Client) -> None:
 
 
 def test_job_changelist_filters_and_search(admin_client: Client, admin_user: Any) -> None:
-    a, _ = services.enqueue(type="echo", payload={"customer": "acme-42"}, owner=admin_user, priority="HIGH")
-    b, _ = services.enqueue(type="noop", payload={"customer": "globex"}, priority="LOW")
-    c, _ = services.enqueue(type="echo", payload={}, delay=3600)
+    a, _ = services.enqueue(JobSpec(type="echo", payload={"customer": "acme-42"}, owner=admin_user, priority="HIGH"))
+    b, _ = services.enqueue(JobSpec(type="noop", payload={"customer": "globex"}, priority="LOW"))
+    c, _ = services.enqueue(JobSpec(type="echo", payload={}, delay=3600))
     assert shown(admin_client.get(JOBS)) == {a.pk, b.pk, c.pk}
     assert shown(admin_client.get(JOBS, {"type": "echo"})) == {a.pk, c.pk}
     assert shown(admin_client.get(JOBS, {"queue": "default"})) == {a.pk, b.pk, c.pk}
@@ -211,7 +214,7 @@ def test_dead_letter_retry_and_discard(admin_client: Client, admin_user: Any, bu
 def test_queues_page_pause_and_resume(admin_client: Client, admin_user: Any) -> None:
     page = admin_client.get(QUEUES).content.decode()
     assert 'data-queue="default"' in page and 'id="workers-table"' in page
-    services.enqueue(type="noop")
+    services.enqueue(JobSpec(type="noop"))
     assert counts(admin_client)["default"]["counts"]["waiting"] == 1
 
     assert admin_client.get(reverse("admin:jobs_queues_pause", args=["default"])).status_code == 405
@@ -234,7 +237,7 @@ def test_queues_page_pause_and_resume(admin_client: Client, admin_user: Any) -> 
 
 def test_clean_form_removes_old_final_jobs(admin_client: Client, admin_user: Any, burst: Any) -> None:
     for _ in range(3):
-        services.enqueue(type="noop")
+        services.enqueue(JobSpec(type="noop"))
     burst()
     url = reverse("admin:jobs_queues_clean", args=["default"])
     response = admin_client.post(url, {"status": "completed", "grace": "0", "limit": "0"}, follow=True)

@@ -298,6 +298,17 @@ def test_bad_input_is_400_and_nothing_is_enqueued(as_alice: APIClient, clean_red
     assert broker.waiting_count("default") == 0 and not clean_redis.keys("rq:job:*")
 
 
+def test_every_rule_an_enqueue_breaks_is_named_at_once(as_alice: APIClient) -> None:
+    """The enqueue service checks a request once, for every field (the serializer only reads its shape)."""
+    body = {"type": "echo", "payload": [1], "priority": "URGENT", "delay": -5, "idempotencyKey": ""}
+    response = as_alice.post("/api/jobs", body, format="json")
+    assert response.status_code == 400
+    assert set(response.json()["extra"]) == {"payload", "priority", "delay", "idempotencyKey"}
+    response = as_alice.post("/api/jobs", {"type": "api_test_private"}, format="json")
+    assert response.json()["extra"] == {"type": ["job type 'api_test_private' is not open to API clients"]}
+    assert Job.objects.count() == 0
+
+
 def test_malformed_json_is_400(as_alice: APIClient) -> None:
     response = as_alice.generic("POST", "/api/jobs", "{not json", content_type="application/json")
     assert response.status_code == 400

@@ -12,6 +12,7 @@ from jobs.api.auth import create_api_key
 from jobs.engine import broker, lifecycle
 from jobs.exceptions import PermanentError
 from jobs.models import ApiKey, AuditEntry, Job, QueueState
+from jobs.services import JobSpec
 
 # Nothing here needs a job to reach a worker, so each test runs in one rolled-back transaction (fast).
 pytestmark = pytest.mark.django_db
@@ -77,7 +78,7 @@ def session_client(user: Any) -> APIClient:
 @pytest.fixture
 def dead_job(alice: Any) -> str:
     """A job of alice's that failed for good and sits in the dead letters (run by hand: no worker needed)."""
-    job, _ = services.enqueue(type="fail", payload={"kind": "PERMANENT"}, owner=alice)
+    job, _ = services.enqueue(JobSpec(type="fail", payload={"kind": "PERMANENT"}, owner=alice))
     claimed = lifecycle.claim(job.id, queue="default", worker="external-1")
     assert claimed is not None
     assert lifecycle.fail(claimed, worker="external-1", exc=PermanentError("bad input file")) == "failed"

@@ -15,6 +15,7 @@ from jobs.api.auth import create_api_key
 from jobs.engine import lifecycle
 from jobs.exceptions import PermanentError
 from jobs.models import WorkerHeartbeat
+from jobs.services import JobSpec
 
 pytestmark = pytest.mark.django_db
 
@@ -48,8 +49,8 @@ def samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
 def test_metrics_show_jobs_per_queue_and_status_paused_queues_dead_letters_and_workers(staff: Any, alice: Any, queues: Any) -> None:
     queues(media={})
     for _ in range(2):
-        services.enqueue(type="echo", owner=alice)
-    dead, _ = services.enqueue(type="fail", owner=alice)
+        services.enqueue(JobSpec(type="echo", owner=alice))
+    dead, _ = services.enqueue(JobSpec(type="fail", owner=alice))
     claimed = lifecycle.claim(dead.id, queue="default", worker="w1")
     assert claimed is not None
     lifecycle.fail(claimed, worker="w1", exc=PermanentError("no"))

@@ -11,6 +11,7 @@ from jobs import services
 from jobs.api.auth import user_for_key
 from jobs.engine import broker
 from jobs.models import AuditEntry, DeadLetter, Job, QueueState
+from jobs.services import JobSpec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -47,7 +48,7 @@ def test_queues_pause_resume_clean_and_stats_are_audited() -> None:
     assert "paused" in run("queues", "stats")
     run("queues", "resume", "default")
     assert not QueueState.objects.get(name="default").paused
-    services.enqueue(type="noop")
+    services.enqueue(JobSpec(type="noop"))
     call_command("worker", "default", "--burst")
     out = run("queues", "clean", "default", "--grace", "0")
     assert "removed 1 completed" in out
@@ -58,7 +59,7 @@ def test_queues_pause_resume_clean_and_stats_are_audited() -> None:
 
 def test_deadletters_list_and_retry_all() -> None:
     for _ in range(3):
-        services.enqueue(type="fail", payload={"kind": "PERMANENT"})
+        services.enqueue(JobSpec(type="fail", payload={"kind": "PERMANENT"}))
     call_command("worker", "default", "--burst")
     assert "3 open dead letters" in run("deadletters", "list")
     out = run("deadletters", "retry", "--all")
@@ -77,7 +78,7 @@ def test_create_api_key_prints_a_working_key_once() -> None:
 
 
 def test_reconcile_reports_what_it_requeued(clean_redis) -> None:
-    services.enqueue(type="noop")
+    services.enqueue(JobSpec(type="noop"))
     Job.objects.update(updated_at="2000-01-01T00:00:00Z")
     clean_redis.flushdb()
     assert "re-queued 1 waiting jobs" in run("reconcile")

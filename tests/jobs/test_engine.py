@@ -26,7 +26,7 @@ W, D, A, C, F, X = "waiting", "delayed", "active", "completed", "failed", "cance
 
 
 def test_enqueue_runs_to_completed_with_result_and_events(burst) -> None:
-    job, created = services.enqueue(type="echo", payload={"text": "hi"}, priority="PRO")
+    job, created = services.enqueue(JobSpec(type="echo", payload={"text": "hi"}, priority="PRO"))
     assert created and job.status == W
     assert broker.carried_ids("default") == {job.id}
 
@@ -46,7 +46,7 @@ def test_enqueue_runs_to_completed_with_result_and_events(burst) -> None:
 
 def test_rq_carries_the_id_only_and_only_after_commit() -> None:
     with transaction.atomic():
-        job, _ = services.enqueue(type="noop")
+        job, _ = services.enqueue(JobSpec(type="noop"))
         assert broker.carried_ids("default") == set(), "handed to RQ before the row was committed"
     assert broker.carried_ids("default") == {job.id}
     rq_job = RQJob.fetch(job.id, connection=broker.connection())
@@ -57,14 +57,14 @@ def test_rq_carries_the_id_only_and_only_after_commit() -> None:
 def test_a_rolled_back_enqueue_leaves_nothing_in_redis() -> None:
     with pytest.raises(RuntimeError):
         with transaction.atomic():
-            services.enqueue(type="noop")
+            services.enqueue(JobSpec(type="noop"))
             raise RuntimeError("caller's transaction fails")
     assert not Job.objects.exists()
     assert broker.carried_ids("default") == set()
 
 
 def test_a_delay_makes_the_job_delayed_until_the_scheduler_promotes_it(burst) -> None:
-    job, _ = services.enqueue(type="echo", payload={"n": 1}, delay=30)
+    job, _ = services.enqueue(JobSpec(type="echo", payload={"n": 1}, delay=30))
     assert job.status == D
     assert timedelta(seconds=29) < job.run_at - timezone.now() <= timedelta(seconds=30)
     assert broker.carried_ids("default") == set()
@@ -84,7 +84,7 @@ def test_a_delay_makes_the_job_delayed_until_the_scheduler_promotes_it(burst) ->
 
 
 def test_a_run_at_time_in_the_past_runs_now(burst) -> None:
-    job, _ = services.enqueue(type="noop", run_at=timezone.now() - timedelta(seconds=1))
+    job, _ = services.enqueue(JobSpec(type="noop", run_at=timezone.now() - timedelta(seconds=1)))
     assert job.status == W
     burst()
     assert Job.objects.get(pk=job.id).status == C
@@ -92,7 +92,7 @@ def test_a_run_at_time_in_the_past_runs_now(burst) -> None:
 
 def test_a_retryable_failure_backs_off_by_the_policy_and_succeeds_later(burst, queues) -> None:
     queues(media={"attempts": 4, "backoff": {"delay": 5, "factor": 3}})
-    job, _ = services.enqueue(type="fail", payload={"succeed_on_attempt": 3}, queue="media")
+    job, _ = services.enqueue(JobSpec(type="fail", payload={"succeed_on_attempt": 3}, queue="media"))
 
     for attempt, delay in [(1, 5), (2, 15)]:
         burst("media")
@@ -118,7 +118,7 @@ def test_a_retryable_failure_backs_off_by_the_policy_and_succeeds_later(burst, q
 
 @pytest.mark.parametrize("kind", ["PERMANENT", "VALIDATION"])
 def test_a_permanent_error_fails_at_once_into_the_dead_letters(burst, kind) -> None:
-    job, _ = services.enqueue(type="fail", payload={"kind": kind, "message": "bad input"})
+    job, _ = services.enqueue(JobSpec(type="fail", payload={"kind": kind, "message": "bad input"}))
     assert job.max_attempts == 3
 
     burst()
@@ -134,7 +134,7 @@ def test_a_permanent_error_fails_at_once_into_the_dead_letters(burst, kind) -> N
 
 def test_exhausted_attempts_fail_into_the_dead_letters(burst, queues) -> None:
     queues(quick={"attempts": 2, "backoff": {"delay": 0.1}})
-    job, _ = services.enqueue(type="crash", payload={"message": "flaky dependency"}, queue="quick")
+    job, _ = services.enqueue(JobSpec(type="crash", payload={"message": "flaky dependency"}, queue="quick"))
 
     burst("quick")
     job.refresh_from_db()
@@ -165,7 +165,7 @@ def switch():
 
 
 def test_retry_runs_a_failed_job_again_with_attempts_counted_afresh(burst, switch) -> None:
-    job, _ = services.enqueue(type="test.switch", payload={"x": 1})
+    job, _ = services.enqueue(JobSpec(type="test.switch", payload={"x": 1}))
     burst()
     assert Job.objects.get(pk=job.id).status == F
     assert DeadLetter.objects.get(job_id=job.id).resolved_at is None
@@ -185,7 +185,7 @@ def test_retry_runs_a_failed_job_again_with_attempts_counted_afresh(burst, switc
 
 
 def test_retry_dead_letter_makes_a_new_job_with_the_same_input(burst, switch) -> None:
-    old, _ = services.enqueue(type="test.switch", payload={"file": "a.wav"}, priority="PAYG")
+    old, _ = services.enqueue(JobSpec(type="test.switch", payload={"file": "a.wav"}, priority="PAYG"))
     burst()
     assert Job.objects.get(pk=old.id).status == F
 
@@ -206,7 +206,7 @@ def test_retry_dead_letter_makes_a_new_job_with_the_same_input(burst, switch) ->
 
 def test_a_higher_priority_starts_before_a_lower_one_within_a_queue(burst) -> None:
     order = ["FREE", "PAYG", "PRO", "CRITICAL", "FREE", "PRO", "CRITICAL", "PAYG", "LOW", "HIGH"]
-    jobs = [services.enqueue(type="noop", priority=name)[0] for name in order]
+    jobs = [services.enqueue(JobSpec(type="noop", priority=name))[0] for name in order]
 
     burst()
 
@@ -219,20 +219,20 @@ def test_a_higher_priority_starts_before_a_lower_one_within_a_queue(burst) -> No
 
 
 def test_idempotency_key_returns_the_first_job(burst) -> None:
-    first, created = services.enqueue(type="echo", payload={"v": 1}, idempotency_key="order-42")
-    again, created_again = services.enqueue(type="echo", payload={"v": 2}, idempotency_key="order-42")
+    first, created = services.enqueue(JobSpec(type="echo", payload={"v": 1}, idempotency_key="order-42"))
+    again, created_again = services.enqueue(JobSpec(type="echo", payload={"v": 2}, idempotency_key="order-42"))
     assert created and not created_again
     assert again.id == first.id and again.payload == {"v": 1}
     assert Job.objects.count() == 1
     assert broker.carried_ids("default") == {first.id}
 
     burst()
-    third, created_third = services.enqueue(type="echo", idempotency_key="order-42")
+    third, created_third = services.enqueue(JobSpec(type="echo", idempotency_key="order-42"))
     assert (third.id, third.status, created_third) == (first.id, C, False)
 
 
 def test_enqueue_many_honours_idempotency_keys() -> None:
-    first, _ = services.enqueue(type="noop", idempotency_key="k1")
+    first, _ = services.enqueue(JobSpec(type="noop", idempotency_key="k1"))
     out = services.enqueue_many(
         [JobSpec(type="noop", idempotency_key="k1"), JobSpec(type="noop", idempotency_key="k2"), JobSpec(type="noop", idempotency_key="k2"), JobSpec(type="noop")]
     )
@@ -267,9 +267,10 @@ def test_bad_input_writes_and_enqueues_nothing() -> None:
         {"type": "noop", "attempts": 0},
     ]:
         with pytest.raises(InvalidInput):
-            services.enqueue(**kwargs)
-    with pytest.raises(NotFound):
-        services.enqueue(type="noop", queue="no-such-queue")
+            services.enqueue(JobSpec(**kwargs))
+    with pytest.raises(InvalidInput) as refused:
+        services.enqueue(JobSpec(type="noop", queue="no-such-queue", priority="URGENTISSIMO"))
+    assert set(refused.value.extra) == {"queue", "priority"}  # every bad field named at once
     with pytest.raises(InvalidInput):
         services.enqueue_many([JobSpec(type="noop"), JobSpec(type="noop", priority=1000)])
     assert not Job.objects.exists() and not JobEvent.objects.exists()
@@ -278,7 +279,7 @@ def test_bad_input_writes_and_enqueues_nothing() -> None:
 
 def test_an_unregistered_job_type_fails_permanently(burst) -> None:
     with task_type("test.vanishing", lambda ctx, payload: "never"):
-        job, _ = services.enqueue(type="test.vanishing")
+        job, _ = services.enqueue(JobSpec(type="test.vanishing"))
     # The worker no longer knows the type (e.g. code removed in a deploy).
     burst()
 
@@ -291,7 +292,7 @@ def test_an_unregistered_job_type_fails_permanently(burst) -> None:
 @pytest.mark.parametrize("value", [{1, 2}, object(), {"ratio": float("nan")}, float("inf")], ids=["set", "object", "nan", "inf"])
 def test_a_result_that_is_not_json_fails_with_validation(burst, value) -> None:
     with task_type("test.opaque", lambda ctx, payload: value):
-        job, _ = services.enqueue(type="test.opaque")
+        job, _ = services.enqueue(JobSpec(type="test.opaque"))
         burst()
 
     job.refresh_from_db()
@@ -311,7 +312,7 @@ def test_progress_is_recorded_while_the_job_runs(burst) -> None:
         return "done"
 
     with task_type("test.stepper", stepper):
-        job, _ = services.enqueue(type="test.stepper")
+        job, _ = services.enqueue(JobSpec(type="test.stepper"))
         burst()
     assert seen == [(25, "at 25"), (50, "at 50"), (75, "at 75")]
     job.refresh_from_db()
@@ -325,7 +326,7 @@ def test_concurrent_enqueues_with_one_idempotency_key_make_one_job() -> None:
     def enqueue() -> None:
         try:
             barrier.wait(5)
-            ids.append(services.enqueue(type="noop", idempotency_key="same-click")[0].id)
+            ids.append(services.enqueue(JobSpec(type="noop", idempotency_key="same-click"))[0].id)
         finally:
             connection.close()
 
@@ -341,10 +342,10 @@ def test_concurrent_enqueues_with_one_idempotency_key_make_one_job() -> None:
 
 def test_idempotency_keys_are_scoped_by_owner(django_user_model) -> None:
     ann, bo = django_user_model.objects.create_user("ann"), django_user_model.objects.create_user("bo")
-    first, _ = services.enqueue(type="noop", owner=ann, idempotency_key="order-7")
-    again, created = services.enqueue(type="noop", owner=ann, idempotency_key="order-7")
-    other, other_created = services.enqueue(type="noop", owner=bo, idempotency_key="order-7")
-    ownerless, ownerless_created = services.enqueue(type="noop", idempotency_key="order-7")
+    first, _ = services.enqueue(JobSpec(type="noop", owner=ann, idempotency_key="order-7"))
+    again, created = services.enqueue(JobSpec(type="noop", owner=ann, idempotency_key="order-7"))
+    other, other_created = services.enqueue(JobSpec(type="noop", owner=bo, idempotency_key="order-7"))
+    ownerless, ownerless_created = services.enqueue(JobSpec(type="noop", idempotency_key="order-7"))
     assert again.id == first.id and not created
     assert other_created and other.id != first.id
     assert ownerless_created and ownerless.id not in {first.id, other.id}

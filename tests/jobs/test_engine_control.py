@@ -16,6 +16,7 @@ from jobs.engine.runner import Guard
 from jobs.engine.worker import EngineWorker
 from jobs.exceptions import InvalidTransition, JobCancelled, NotFound
 from jobs.models import Job, QueueState
+from jobs.services import JobSpec
 from tests.jobs.engine_support import (
     lock_waiters,
     moves,
@@ -38,7 +39,7 @@ W, D, A, C, F, X = "waiting", "delayed", "active", "completed", "failed", "cance
 def test_a_paused_queue_is_not_taken_and_the_pause_survives_a_redis_flush(burst, clean_redis) -> None:
     services.set_paused("default", paused=True)
     assert QueueState.objects.get(name="default").paused
-    jobs = [services.enqueue(type="noop")[0] for _ in range(3)]
+    jobs = [services.enqueue(JobSpec(type="noop"))[0] for _ in range(3)]
 
     burst()
     assert set(Job.objects.values_list("status", flat=True)) == {W}
@@ -64,8 +65,8 @@ def test_pausing_lets_the_running_job_finish_but_takes_nothing_more(burst) -> No
         return "finished anyway"
 
     with task_type("test.pauser", pauses_its_queue):
-        first, _ = services.enqueue(type="test.pauser", priority="HIGH")
-        second, _ = services.enqueue(type="noop", priority="LOW")
+        first, _ = services.enqueue(JobSpec(type="test.pauser", priority="HIGH"))
+        second, _ = services.enqueue(JobSpec(type="noop", priority="LOW"))
         burst()
     assert (Job.objects.get(pk=first.id).status, Job.objects.get(pk=first.id).result) == (C, "finished anyway")
     assert Job.objects.get(pk=second.id).status == W
@@ -79,8 +80,8 @@ def test_pausing_lets_the_running_job_finish_but_takes_nothing_more(burst) -> No
 def test_pausing_one_queue_leaves_the_others_running(burst, queues) -> None:
     queues(other={})
     services.set_paused("default", paused=True)
-    held, _ = services.enqueue(type="noop")
-    free, _ = services.enqueue(type="noop", queue="other")
+    held, _ = services.enqueue(JobSpec(type="noop"))
+    free, _ = services.enqueue(JobSpec(type="noop", queue="other"))
     burst("default", "other")
     assert (Job.objects.get(pk=held.id).status, Job.objects.get(pk=free.id).status) == (W, C)
 
@@ -89,7 +90,7 @@ def test_a_running_worker_process_honours_pause_and_resume(worker_process) -> No
     services.set_paused("default", paused=True)
     proc = worker_process("default")
     wait_worker_ready(proc)
-    job, _ = services.enqueue(type="noop")
+    job, _ = services.enqueue(JobSpec(type="noop"))
     time.sleep(1.5)  # proving a negative: a worker polling every second must leave it alone
     assert Job.objects.get(pk=job.id).status == W
 
@@ -101,9 +102,9 @@ def test_a_running_worker_process_honours_pause_and_resume(worker_process) -> No
 
 
 def test_cancelling_a_waiting_or_delayed_job_means_it_never_runs(burst) -> None:
-    waiting, _ = services.enqueue(type="echo")
-    delayed, _ = services.enqueue(type="echo", delay=0.01)
-    bystander, _ = services.enqueue(type="echo")
+    waiting, _ = services.enqueue(JobSpec(type="echo"))
+    delayed, _ = services.enqueue(JobSpec(type="echo", delay=0.01))
+    bystander, _ = services.enqueue(JobSpec(type="echo"))
 
     for job in (waiting, delayed):
         cancelled = services.cancel(job.id)
@@ -127,7 +128,7 @@ def test_cancelling_a_waiting_or_delayed_job_means_it_never_runs(burst) -> None:
 
 
 def test_a_cancelled_job_can_be_retried(burst) -> None:
-    job, _ = services.enqueue(type="echo", payload={"again": True})
+    job, _ = services.enqueue(JobSpec(type="echo", payload={"again": True}))
     services.cancel(job.id)
     services.retry(job.id)
     burst()
@@ -136,7 +137,7 @@ def test_a_cancelled_job_can_be_retried(burst) -> None:
 
 
 def _run_until_active(worker_process, payload: dict, **enqueue) -> tuple[Job, object]:
-    job, _ = services.enqueue(type="sleep", payload=payload, **enqueue)
+    job, _ = services.enqueue(JobSpec(type="sleep", payload=payload, **enqueue))
     proc = worker_process(enqueue.get("queue", "default"))
     wait_status(job.id, A, timeout=20, proc=proc)
     return job, proc
@@ -152,7 +153,7 @@ def test_cancelling_an_active_job_stops_it_within_seconds(worker_process) -> Non
     assert ended.error_kind == "CANCELLED" and ended.progress < 100
     assert moves(job.id)[-1] == (A, X)
     # The worker survives and takes the next job.
-    after, _ = services.enqueue(type="echo")
+    after, _ = services.enqueue(JobSpec(type="echo"))
     wait_status(after.id, C, timeout=10, proc=proc)
     assert proc.poll() is None
 
@@ -167,7 +168,7 @@ def test_an_active_job_that_ignores_cancel_is_stopped_hard_after_the_grace(worke
 
     assert took >= settings.JOBS_CANCEL_GRACE  # it was given its grace first
     assert took < settings.JOBS_CANCEL_GRACE + 4
-    after, _ = services.enqueue(type="echo")
+    after, _ = services.enqueue(JobSpec(type="echo"))
     wait_status(after.id, C, timeout=10, proc=proc)
     assert proc.poll() is None
 
@@ -192,7 +193,7 @@ def test_cancel_of_an_unknown_job_is_not_found() -> None:
 
 def test_a_job_past_its_queue_timeout_is_stopped_and_fails_as_timeout(burst, queues) -> None:
     queues(short={"timeout": 1, "attempts": 1})
-    job, _ = services.enqueue(type="sleep", payload={"seconds": 20, "steps": 2, "ignore_cancel": True}, queue="short")
+    job, _ = services.enqueue(JobSpec(type="sleep", payload={"seconds": 20, "steps": 2, "ignore_cancel": True}, queue="short"))
 
     started = time.monotonic()
     burst("short")
@@ -208,7 +209,7 @@ def test_a_job_past_its_queue_timeout_is_stopped_and_fails_as_timeout(burst, que
 
 def test_a_timed_out_job_with_attempts_left_is_retried(burst, queues) -> None:
     queues(short={"timeout": 1, "attempts": 2, "backoff": {"delay": 7}})
-    job, _ = services.enqueue(type="sleep", payload={"seconds": 20, "steps": 2}, queue="short")
+    job, _ = services.enqueue(JobSpec(type="sleep", payload={"seconds": 20, "steps": 2}, queue="short"))
     burst("short")
     job.refresh_from_db()
     assert (job.status, job.error_kind, job.attempts_made) == (D, "TIMEOUT", 1)
@@ -218,7 +219,7 @@ def test_a_timed_out_job_with_attempts_left_is_retried(burst, queues) -> None:
 def test_a_subprocess_worker_enforces_the_timeout_declared_in_its_environment(worker_process, queues) -> None:
     defs = {"short": {"timeout": 1, "attempts": 1}}
     queues(**defs)  # for this process (enqueue); the worker reads the same through JOBS_QUEUES
-    job, _ = services.enqueue(type="sleep", payload={"seconds": 20, "steps": 2, "ignore_cancel": True}, queue="short")
+    job, _ = services.enqueue(JobSpec(type="sleep", payload={"seconds": 20, "steps": 2, "ignore_cancel": True}, queue="short"))
     worker_process("short", env=queues_env(**defs))
 
     ended = wait_status(job.id, F, timeout=20)
@@ -228,7 +229,7 @@ def test_a_subprocess_worker_enforces_the_timeout_declared_in_its_environment(wo
 
 def test_cancel_racing_a_claim_asks_the_now_active_job_to_stop() -> None:
     """The user saw `waiting`; a worker claims the job before the cancel lands: it must still stop."""
-    job, _ = services.enqueue(type="noop")
+    job, _ = services.enqueue(JobSpec(type="noop"))
     claimed = threading.Event()
     release = threading.Event()
 
@@ -302,7 +303,7 @@ def test_a_late_heartbeat_about_a_cancelled_job_does_not_stop_the_next_one(setti
     """The beat saw job 1's cancel request just after job 1 ended and execute_job had reset the
     worker's cancel state; job 2 must not inherit it and be stopped after the grace."""
     worker = EngineWorker(["default"], name="w-late-beat")
-    job, _ = services.enqueue(type="noop")
+    job, _ = services.enqueue(JobSpec(type="noop"))
     claimed = lifecycle.claim(job.id, queue="default", worker=worker.name)
     ctx = JobContext(job_id=job.id, queue="default", type="noop", attempt=1, max_attempts=3, payload={})
     worker.current = (claimed, ctx)
@@ -318,10 +319,10 @@ def test_a_late_heartbeat_about_a_cancelled_job_does_not_stop_the_next_one(setti
 def test_bulk_retry_and_cancel_use_a_few_statements_per_chunk(burst, django_assert_max_num_queries) -> None:
     from jobs.models import AuditEntry, DeadLetter
 
-    failed = [services.enqueue(type="fail", payload={"kind": "PERMANENT"})[0].id for _ in range(40)]
+    failed = [services.enqueue(JobSpec(type="fail", payload={"kind": "PERMANENT"}))[0].id for _ in range(40)]
     burst()
-    waiting = [services.enqueue(type="noop")[0].id for _ in range(30)]
-    delayed = [services.enqueue(type="noop", delay=600)[0].id for _ in range(30)]
+    waiting = [services.enqueue(JobSpec(type="noop"))[0].id for _ in range(30)]
+    delayed = [services.enqueue(JobSpec(type="noop", delay=600))[0].id for _ in range(30)]
     # 100 jobs: a fixed number of statements, not a handful per job.
     with django_assert_max_num_queries(20):
         done, skipped = services.cancel_many(waiting + delayed + failed, actor=None)

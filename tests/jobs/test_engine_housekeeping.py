@@ -14,6 +14,7 @@ from jobs.engine import lifecycle, retention, scheduler, stats
 from jobs.engine.conf import parse_queue
 from jobs.exceptions import InvalidInput, NotFound
 from jobs.models import AuditEntry, DeadLetter, Job, QueueCount
+from jobs.services import JobSpec
 from tests.jobs.engine_support import folded_counts, make_due, queues_env, real_counts, wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -22,7 +23,7 @@ W, D, A, C, F, X = "waiting", "delayed", "active", "completed", "failed", "cance
 
 
 def _completed(n: int, burst, queue: str = "default") -> list[Job]:
-    jobs = [services.enqueue(type="echo", payload={"i": i}, queue=queue)[0] for i in range(n)]
+    jobs = [services.enqueue(JobSpec(type="echo", payload={"i": i}, queue=queue))[0] for i in range(n)]
     burst(queue)
     assert Job.objects.filter(pk__in=[j.id for j in jobs], status=C).count() == n
     return jobs
@@ -30,9 +31,9 @@ def _completed(n: int, burst, queue: str = "default") -> list[Job]:
 
 def test_clean_removes_final_jobs_older_than_the_grace_up_to_the_limit(burst) -> None:
     _completed(4, burst)
-    failed, _ = services.enqueue(type="fail", payload={"kind": "PERMANENT"})
+    failed, _ = services.enqueue(JobSpec(type="fail", payload={"kind": "PERMANENT"}))
     burst()
-    waiting, _ = services.enqueue(type="noop")
+    waiting, _ = services.enqueue(JobSpec(type="noop"))
 
     assert services.clean("default", status=C, grace=3600) == 0  # all too recent
     assert services.clean("default", status=C, grace=0, limit=3) == 3
@@ -66,7 +67,7 @@ def test_clean_refuses_live_statuses_and_unknown_queues() -> None:
 def test_retention_keeps_the_declared_count_and_age(burst, queues) -> None:
     queues(kept={"retention": {"completed": {"count": 2}, "failed": {"age": 60}}})
     done = _completed(5, burst, queue="kept")
-    failed = [services.enqueue(type="fail", payload={"kind": "PERMANENT"}, queue="kept")[0] for _ in range(2)]
+    failed = [services.enqueue(JobSpec(type="fail", payload={"kind": "PERMANENT"}, queue="kept"))[0] for _ in range(2)]
     burst("kept")
     elsewhere = _completed(1, burst)  # the default queue keeps 1000: untouched
     newest = list(Job.objects.filter(queue="kept", status=C).order_by("-completed_at").values_list("id", flat=True)[:2])
@@ -96,15 +97,15 @@ def _assert_stats_match() -> None:
 def test_stats_equal_a_real_count_through_a_mix_of_operations(burst, queues) -> None:
     queues(quick={"attempts": 2, "backoff": {"delay": 30}})
     _completed(4, burst)
-    permanent, _ = services.enqueue(type="fail", payload={"kind": "PERMANENT"})
+    permanent, _ = services.enqueue(JobSpec(type="fail", payload={"kind": "PERMANENT"}))
     burst()
-    retrying, _ = services.enqueue(type="crash", queue="quick")
+    retrying, _ = services.enqueue(JobSpec(type="crash", queue="quick"))
     burst("quick")
-    services.enqueue(type="noop", delay=600)
-    cancelled, _ = services.enqueue(type="noop", queue="quick")
+    services.enqueue(JobSpec(type="noop", delay=600))
+    cancelled, _ = services.enqueue(JobSpec(type="noop", queue="quick"))
     services.cancel(cancelled.id)
     services.enqueue_many([services.JobSpec(type="noop", queue="quick") for _ in range(3)])
-    active_job, _ = services.enqueue(type="noop")
+    active_job, _ = services.enqueue(JobSpec(type="noop"))
     lifecycle.claim(active_job.id, queue="default", worker="w-stats")
     _assert_stats_match()
     assert stats.counts()["default"][A] == 1 and stats.counts()["quick"][D] == 1
@@ -141,7 +142,7 @@ def test_a_fold_with_lag_leaves_recent_events_for_the_read_to_add() -> None:
 
 def test_a_rate_limited_queue_starts_no_more_than_its_limit_per_window(burst, queues) -> None:
     queues(limited={"rate_limit": {"max": 2, "duration": 1}})
-    jobs = [services.enqueue(type="noop", queue="limited")[0] for _ in range(6)]
+    jobs = [services.enqueue(JobSpec(type="noop", queue="limited"))[0] for _ in range(6)]
 
     burst("limited")
 
@@ -160,7 +161,7 @@ def test_stats_read_while_the_scheduler_folds_never_double_counts() -> None:
     def enqueue_and_fold() -> None:
         try:
             while not stop.is_set():
-                services.enqueue(type="noop")
+                services.enqueue(JobSpec(type="noop"))
                 stats.fold(lag=0)
         finally:
             connection.close()
@@ -191,7 +192,7 @@ def test_stats_count_a_job_enqueued_in_a_transaction_longer_than_the_fold_lag() 
     def slow_caller() -> None:
         try:
             with transaction.atomic():
-                services.enqueue(type="noop")
+                services.enqueue(JobSpec(type="noop"))
                 inserted.set()
                 release.wait(10)
         finally:
@@ -200,7 +201,7 @@ def test_stats_count_a_job_enqueued_in_a_transaction_longer_than_the_fold_lag() 
     t = threading.Thread(target=slow_caller)
     t.start()
     assert inserted.wait(5)
-    services.enqueue(type="noop")  # committed, with a later event id
+    services.enqueue(JobSpec(type="noop"))  # committed, with a later event id
     time.sleep(lag + 0.1)
     stats.fold(lag=lag)  # the scheduler's regular fold
     release.set()
@@ -212,7 +213,7 @@ def test_stats_count_a_job_enqueued_in_a_transaction_longer_than_the_fold_lag() 
 def test_the_rate_limit_holds_across_worker_processes(worker_process, queues) -> None:
     defs = {"limited": {"rate_limit": {"max": 2, "duration": 1}}}
     queues(**defs)
-    jobs = [services.enqueue(type="noop", queue="limited")[0] for _ in range(6)]
+    jobs = [services.enqueue(JobSpec(type="noop", queue="limited"))[0] for _ in range(6)]
     procs = [worker_process("limited", env=queues_env(**defs)) for _ in range(2)]
 
     wait_for(lambda: Job.objects.filter(pk__in=[j.id for j in jobs], status=C).count() == 6, timeout=20, what="all six jobs")

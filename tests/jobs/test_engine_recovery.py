@@ -10,6 +10,7 @@ from jobs import services
 from jobs.engine import broker, lifecycle, scheduler
 from jobs.exceptions import ErrorKind, JobError
 from jobs.models import Job, JobEvent, WorkerHeartbeat
+from jobs.services import JobSpec
 from tests.jobs.engine_support import make_due, moves, times_started, wait_for, wait_status, wait_worker_ready
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -19,7 +20,7 @@ LONG_FIRST_ATTEMPT = {"seconds": 30, "steps": 300, "slow_attempts": 1}
 
 
 def test_a_job_whose_worker_is_killed_is_recovered_as_a_counted_attempt_and_completed(worker_process, burst, settings) -> None:
-    job, _ = services.enqueue(type="sleep", payload=LONG_FIRST_ATTEMPT)
+    job, _ = services.enqueue(JobSpec(type="sleep", payload=LONG_FIRST_ATTEMPT))
     proc = worker_process("default")
     running = wait_status(job.id, A, timeout=20, proc=proc)
 
@@ -48,7 +49,7 @@ def test_a_job_whose_worker_is_killed_is_recovered_as_a_counted_attempt_and_comp
 
 
 def test_a_killed_workers_job_with_no_attempts_left_fails_into_the_dead_letters(worker_process, settings) -> None:
-    job, _ = services.enqueue(type="sleep", payload=LONG_FIRST_ATTEMPT, attempts=1)
+    job, _ = services.enqueue(JobSpec(type="sleep", payload=LONG_FIRST_ATTEMPT, attempts=1))
     proc = worker_process("default")
     wait_status(job.id, A, timeout=20, proc=proc)
     proc.kill()
@@ -60,7 +61,7 @@ def test_a_killed_workers_job_with_no_attempts_left_fails_into_the_dead_letters(
 
 
 def test_a_killed_workers_job_that_was_being_cancelled_ends_cancelled(worker_process, settings) -> None:
-    job, _ = services.enqueue(type="sleep", payload={**LONG_FIRST_ATTEMPT, "ignore_cancel": True})
+    job, _ = services.enqueue(JobSpec(type="sleep", payload={**LONG_FIRST_ATTEMPT, "ignore_cancel": True}))
     proc = worker_process("default")
     wait_status(job.id, A, timeout=20, proc=proc)
     proc.send_signal(signal.SIGSTOP)  # frozen before it can act on the cancel
@@ -73,8 +74,8 @@ def test_a_killed_workers_job_that_was_being_cancelled_ends_cancelled(worker_pro
 
 
 def test_after_redis_restarts_empty_reconcile_hands_every_waiting_job_back(burst, clean_redis) -> None:
-    waiting = [services.enqueue(type="echo", payload={"i": i}, priority=i % 20)[0] for i in range(25)]
-    delayed, _ = services.enqueue(type="noop", delay=60)
+    waiting = [services.enqueue(JobSpec(type="echo", payload={"i": i}, priority=i % 20))[0] for i in range(25)]
+    delayed, _ = services.enqueue(JobSpec(type="noop", delay=60))
     assert broker.waiting_count("default") == 25
     assert scheduler.reconcile().pushed == 0  # fresh jobs are left to their own after-commit push
 
@@ -98,12 +99,12 @@ def test_after_redis_restarts_empty_reconcile_hands_every_waiting_job_back(burst
 
 def test_redis_flushed_under_a_running_worker_loses_nothing(worker_process, clean_redis) -> None:
     proc = worker_process("default")
-    first = [services.enqueue(type="echo", payload={"i": i})[0] for i in range(5)]
+    first = [services.enqueue(JobSpec(type="echo", payload={"i": i}))[0] for i in range(5)]
     wait_for(lambda: Job.objects.filter(pk__in=[j.id for j in first], status=C).count() == 5, timeout=20, what="first batch")
 
     services.set_paused("default", paused=True)
     time.sleep(1.2)  # the worker's paused set is refreshed every second
-    second = [services.enqueue(type="echo", payload={"i": i})[0] for i in range(5, 15)]
+    second = [services.enqueue(JobSpec(type="echo", payload={"i": i}))[0] for i in range(5, 15)]
     clean_redis.flushdb()  # Redis restarts empty: the paused set and the carried ids are gone
     report = scheduler.reconcile(grace=0)
     assert (report.paused_synced, report.pushed) == (1, 10)
@@ -115,10 +116,10 @@ def test_redis_flushed_under_a_running_worker_loses_nothing(worker_process, clea
 
 
 def test_sigterm_lets_the_running_job_finish_within_the_grace(worker_process) -> None:
-    job, _ = services.enqueue(type="sleep", payload={"seconds": 1, "steps": 10})
+    job, _ = services.enqueue(JobSpec(type="sleep", payload={"seconds": 1, "steps": 10}))
     proc = worker_process("default")
     wait_status(job.id, A, timeout=20, proc=proc)
-    queued_after, _ = services.enqueue(type="noop", priority="LOW")
+    queued_after, _ = services.enqueue(JobSpec(type="noop", priority="LOW"))
 
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(10) == 0
@@ -131,7 +132,7 @@ def test_sigterm_lets_the_running_job_finish_within_the_grace(worker_process) ->
 
 
 def test_sigterm_hands_a_job_longer_than_the_grace_back_without_counting_the_attempt(worker_process, settings) -> None:
-    job, _ = services.enqueue(type="sleep", payload={"seconds": 30, "steps": 300})
+    job, _ = services.enqueue(JobSpec(type="sleep", payload={"seconds": 30, "steps": 300}))
     proc = worker_process("default")
     wait_status(job.id, A, timeout=20, proc=proc)
 
@@ -154,7 +155,7 @@ def test_sigterm_hands_a_job_longer_than_the_grace_back_without_counting_the_att
 
 
 def test_completing_twice_is_impossible() -> None:
-    job, _ = services.enqueue(type="noop")
+    job, _ = services.enqueue(JobSpec(type="noop"))
     claimed = lifecycle.claim(job.id, queue="default", worker="w1")
     assert claimed is not None and claimed.attempt == 1
     assert lifecycle.claim(job.id, queue="default", worker="w2") is None  # already taken
@@ -171,7 +172,7 @@ def test_completing_twice_is_impossible() -> None:
 
 
 def test_a_worker_back_from_the_dead_cannot_complete_a_recovered_job(settings) -> None:
-    job, _ = services.enqueue(type="noop")
+    job, _ = services.enqueue(JobSpec(type="noop"))
     zombie = lifecycle.claim(job.id, queue="default", worker="zombie")  # a worker that then hangs
     wait_for(lambda: scheduler.recover_stalled() == 1, timeout=settings.JOBS_STALL_TIMEOUT + 3, what="stall detection")
     assert lifecycle.complete(zombie, worker="zombie", result="too late") is False  # backing off now
@@ -191,7 +192,7 @@ def test_a_worker_back_from_the_dead_cannot_complete_a_recovered_job(settings) -
 
 
 def test_a_frozen_worker_process_that_wakes_up_after_recovery_changes_nothing(worker_process, burst, settings) -> None:
-    job, _ = services.enqueue(type="sleep", payload=LONG_FIRST_ATTEMPT)
+    job, _ = services.enqueue(JobSpec(type="sleep", payload=LONG_FIRST_ATTEMPT))
     frozen = worker_process("default")
     first = wait_status(job.id, A, timeout=20, proc=frozen)
     frozen.send_signal(signal.SIGSTOP)
@@ -217,7 +218,7 @@ def test_a_job_accepted_while_redis_is_down_runs_once_redis_is_back(burst, setti
     up = settings.REDIS_URL
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: Redis is down
     broker.reset_connection()
-    job, created = services.enqueue(type="echo", payload={"kept": True})
+    job, created = services.enqueue(JobSpec(type="echo", payload={"kept": True}))
     assert created and Job.objects.get(pk=job.id).status == W  # accepted: the row is the truth
 
     settings.REDIS_URL = up

@@ -9,6 +9,7 @@ from django.db import transaction
 from jobs import services
 from jobs.engine import hooks
 from jobs.models import Job
+from jobs.services import JobSpec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -36,7 +37,7 @@ def seen() -> Iterator[list[tuple[str, str, str]]]:
 
 
 def test_hooks_see_each_change_in_order(seen, burst) -> None:
-    services.enqueue(type="sleep", payload={"seconds": 0.01, "steps": 2})
+    services.enqueue(JobSpec(type="sleep", payload={"seconds": 0.01, "steps": 2}))
     burst()
     events = [e for who, e, _ in seen if who == "first"]
     assert events == ["created", "started", "progress", "progress", "completed"]
@@ -45,13 +46,13 @@ def test_hooks_see_each_change_in_order(seen, burst) -> None:
 
 def test_hooks_wait_for_the_outer_transaction(seen) -> None:
     with transaction.atomic():
-        services.enqueue(type="noop")
+        services.enqueue(JobSpec(type="noop"))
         assert seen == []
     assert seen[0][1:] == ("created", "waiting")
 
 
 def test_failure_and_retry_are_told(seen, burst) -> None:
-    job, _ = services.enqueue(type="fail", payload={"kind": "PERMANENT"})
+    job, _ = services.enqueue(JobSpec(type="fail", payload={"kind": "PERMANENT"}))
     burst()
     services.retry(job.id)
     assert [e for who, e, _ in seen if who == "first"] == ["created", "started", "failed", "retried"]

@@ -1,12 +1,13 @@
 import pytest
 
 from jobs import services
+from jobs.services import JobSpec
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_enqueue_and_run(burst):
-    job, created = services.enqueue(type="echo", payload={"a": 1})
+    job, created = services.enqueue(JobSpec(type="echo", payload={"a": 1}))
     assert created
     burst()
     job.refresh_from_db()

@@ -57,3 +57,26 @@ def test_the_console_shows_a_timeline_and_reviews_through_the_services(alice, st
     assert (project.status, project.current_stage) == ("running", "MT")
     entries = list(AuditEntry.objects.filter(actor=staff, source="admin").order_by("at").values_list("action", flat=True))
     assert entries == ["stage_reject", "stage_approve"]
+
+
+@pytest.mark.django_db
+def test_a_refused_review_is_mapped_in_one_place_for_forms_and_for_fetch(alice, admin_client) -> None:
+    """The console's error mapping (jobs.console.errors): a message and a redirect back, or {message, extra} for JSON."""
+    from django.urls import reverse
+
+    from pipelines.models import Project
+
+    project = Project.objects.create(owner=alice, source_key="pipelines/x/in.mp4", source_language="en", target_language="fr")
+    live = reverse("admin:pipelines_project_live", args=[project.pk])
+    approve = reverse("admin:pipelines_project_live_approve", args=[project.pk])
+
+    answer = admin_client.post(approve, HTTP_ACCEPT="application/json")
+    assert answer.status_code == 409
+    assert answer.json() == {"message": f"project {project.pk} is created, not awaiting review", "extra": {"projectId": project.pk, "status": "created"}}
+
+    answer = admin_client.post(approve, HTTP_REFERER=f"http://testserver{live}", follow=True)
+    assert answer.redirect_chain[-1][0].endswith(live)
+    assert "is created, not awaiting review" in answer.content.decode()
+    assert not project.stage_runs.exists()
+
+    assert admin_client.get(reverse("admin:pipelines_project_live", args=["no-such-project"])).status_code == 404

@@ -5,10 +5,8 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs import services
-from jobs.exceptions import JobsError
+from jobs import selectors, services
 from jobs.management.commands._progress import Progress
-from jobs.models import DeadLetter
 
 
 class Command(BaseCommand):
@@ -27,7 +25,7 @@ class Command(BaseCommand):
         retry.add_argument("--kind")
 
     def _open(self, opts: dict[str, Any]) -> Any:
-        qs = DeadLetter.objects.filter(resolved_at__isnull=True).order_by("created_at")
+        qs = selectors.open_dead_letters().order_by("created_at")
         if opts.get("queue"):
             qs = qs.filter(queue=opts["queue"])
         if opts.get("kind"):
@@ -48,13 +46,8 @@ class Command(BaseCommand):
         if not ids:
             raise CommandError("name job ids or use --all")
         bar = Progress(len(ids), "retry", self.stdout)
-        failed = 0
-        for job_id in ids:
-            try:
-                services.retry_dead_letter(job_id, source="cli")
-            except JobsError as exc:
-                failed += 1
-                self.stderr.write(f"\n{job_id}: {exc.message}")
-            bar.advance()
+        retried, skipped = services.retry_dead_letters(ids, source="cli", progress=bar.advance)
         bar.finish()
-        self.stdout.write(f"retried {len(ids) - failed} dead letters as new jobs; {failed} skipped")
+        for job_id, why in skipped.items():
+            self.stderr.write(f"{job_id}: {why}")
+        self.stdout.write(f"retried {len(retried)} dead letters as new jobs; {len(skipped)} skipped")

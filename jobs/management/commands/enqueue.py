@@ -34,17 +34,21 @@ class Command(BaseCommand):
             owner = get_user_model().objects.filter(username=opts["owner"]).first()
             if owner is None:
                 raise CommandError(f"no user {opts['owner']!r}")
-        spec = dict(type=opts["type"], payload=payload, priority=opts["priority"], delay=opts["delay"], owner=owner)
+        def spec() -> services.JobSpec:
+            return services.JobSpec(type=opts["type"], payload=payload, priority=opts["priority"], delay=opts["delay"], owner=owner)
+
         try:
             if opts["count"] == 1:
-                job, created = services.enqueue(**spec, idempotency_key=opts["idempotency_key"])
+                one = spec()
+                one.idempotency_key = opts["idempotency_key"]
+                job, created = services.enqueue(one)
                 self.stdout.write(f"{job.id} {job.status}{'' if created else ' (existing job for this idempotency key)'}")
                 return
             bar = Progress(opts["count"], "enqueue", self.stdout)
             batch = 1000
             for start in range(0, opts["count"], batch):
                 n = min(batch, opts["count"] - start)
-                services.enqueue_many([services.JobSpec(**spec) for _ in range(n)])
+                services.enqueue_many([spec() for _ in range(n)])
                 bar.advance(n)
             bar.finish()
         except JobsError as exc:

@@ -22,16 +22,15 @@ from honcho.printer import Message
 
 from launcher import embedded
 from config.env import BASE_DIR, VAR_DIR
-from jobs.engine import conf
+from jobs import selectors
 
 
 def plan(*, host: str, port: int) -> list[tuple[str, list[str]]]:
     """The processes to run: (name, argv), in start order."""
     manage = [sys.executable, "manage.py"]
     procs = [("web", [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"])]
-    for group, queues in sorted(conf.groups().items()):
-        processes = max(q.concurrency for q in queues)
-        procs.append((f"worker-{group}", [*manage, "worker", "--group", group, "--processes", str(processes)]))
+    for group in selectors.worker_groups():
+        procs.append((f"worker-{group.name}", [*manage, "worker", "--group", group.name, "--processes", str(group.processes)]))
     procs.append(("scheduler", [*manage, "scheduler"]))
     return procs
 

@@ -122,9 +122,10 @@
       if (form.dataset.op === "reject" && !window.confirm("Reject this stage and run it again?")) return;
       var stage = review.querySelector('[data-field="review-stage"]').textContent;
       var result = document.getElementById("jc-review-result");
-      fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin" })
+      fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin", headers: { Accept: "application/json" } })
         .then(function (r) {
-          if (!r.ok) throw new Error("HTTP " + r.status);
+          // A refused review answers {message, extra} with its status (jobs.console.errors).
+          if (!r.ok) return r.json().then(function (body) { throw new Error(body.message || "HTTP " + r.status); }, function () { throw new Error("HTTP " + r.status); });
           result.textContent = "stage " + stage + (form.dataset.op === "approve" ? " approved" : " rejected: running it again");
           review.hidden = true;
           return refresh();

@@ -1,0 +1,45 @@
+"""Who may see what: the platform's one access rule, for every app, the API, the console and the WebSocket.
+
+An operator (an active staff account) sees every row and runs queue-wide operations; any other
+signed-in user sees the rows they own; nobody else sees anything. Apps pass their own querysets
+and name the owner field; they never test `is_staff` themselves.
+"""
+from __future__ import annotations
+
+from typing import TypeAlias, TypeVar
+
+from django.contrib.auth import models as auth_models
+from django.contrib.auth.models import AnonymousUser
+from django.db.models import Model, QuerySet
+
+#: An account: a job's owner, an operator acting in the console. settings.AUTH_USER_MODEL is
+#: Django's own User here; a project that swaps it changes this alias with it.
+User: TypeAlias = auth_models.User
+#: Whoever makes a request: an account, or AnonymousUser before signing in.
+Viewer: TypeAlias = User | AnonymousUser
+
+M = TypeVar("M", bound=Model)
+
+
+def is_operator(user: Viewer | None) -> bool:
+    """An active staff account: sees every owner's rows and may run queue-wide operations."""
+    return bool(user is not None and user.is_authenticated and getattr(user, "is_active", False) and getattr(user, "is_staff", False))
+
+
+def visible(queryset: QuerySet[M], user: Viewer | None, *, owner: str = "owner") -> QuerySet[M]:
+    """The rows of `queryset` that `user` may see: all for an operator, those whose `owner` is the user otherwise."""
+    if is_operator(user):
+        return queryset
+    if user is None or not user.is_authenticated or not getattr(user, "is_active", False):
+        return queryset.none()
+    return queryset.filter(**{owner: user})
+
+
+def can_see(user: Viewer | None, queryset: QuerySet[M], pk: object, *, owner: str = "owner") -> bool:
+    """Whether `user` may see the row `pk` of `queryset` (the same answer for "not yours" and "does not exist")."""
+    return visible(queryset, user, owner=owner).filter(pk=pk).exists()
+
+
+def account(user: Viewer | None) -> User | None:
+    """The account to record as owner or actor: None for anonymous or system callers."""
+    return user if isinstance(user, auth_models.AbstractBaseUser) and user.pk is not None else None

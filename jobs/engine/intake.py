@@ -1,0 +1,146 @@
+"""How a job comes in: what a caller may ask for (JobSpec), the checks it passes once, and its hand-off to RQ after commit.
+
+Every rule about a new job lives here, for every caller: the API, the console, commands and
+apps. `build()` validates a spec and returns an unsaved Job, or raises one InvalidInput that names
+every bad field (the API answers it as 400 `{message, extra}`).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Sequence
+
+from django.db import transaction
+
+from jobs.access import User, account
+from jobs.engine import broker, conf, hooks, priority, registry
+from jobs.engine.states import Status
+from jobs.exceptions import InvalidInput, JobsError
+from jobs.models import Job
+
+log = logging.getLogger(__name__)
+
+#: Longest idempotency key a caller may send; the stored key adds the owner's id in front.
+IDEMPOTENCY_KEY_MAX = 150
+#: Longest delay a job may be given, in seconds (a year and a day).
+MAX_DELAY = 366 * 24 * 3600.0
+MAX_ATTEMPTS = 100
+
+
+@dataclass
+class JobSpec:
+    """One job to enqueue: its type, input and how it should run. Only `type` is required."""
+
+    type: str
+    payload: dict[str, Any] = field(default_factory=dict)
+    owner: User | None = None
+    #: An integer 0-100 (higher runs first) or a level name (FREE, PRO, PAYG, LOW, NORMAL, HIGH, CRITICAL).
+    priority: int | str | None = None
+    #: Seconds before the job may run; a job with a delay (or a future run_at) starts delayed.
+    delay: float | None = None
+    run_at: datetime | None = None
+    #: The same key from the same owner returns the first job instead of a new one.
+    idempotency_key: str | None = None
+    #: What the job belongs to in an app, e.g. a pipeline project id.
+    group_ref: str | None = None
+    #: Another declared queue than the job type's own.
+    queue: str | None = None
+    #: Attempts before the dead letters (default: the queue's).
+    attempts: int | None = None
+    #: The failed job this one retries (a dead-letter retry).
+    retry_of: str | None = None
+
+
+def scoped_key(spec: JobSpec) -> str | None:
+    """The stored idempotency key: scoped by owner, so one caller's key can never return another's job."""
+    if not spec.idempotency_key:
+        return None
+    owner = account(spec.owner)
+    return f"{owner.pk if owner is not None else '-'}:{spec.idempotency_key}"
+
+
+def problems(spec: JobSpec, *, from_api: bool = False) -> dict[str, list[str]]:
+    """Every rule the spec breaks, by field (the API's names); empty when it may be enqueued."""
+    errors: dict[str, list[str]] = {}
+    task = registry.all_types().get(spec.type) if isinstance(spec.type, str) else None
+    if task is None:
+        errors["type"] = [f"unknown job type {spec.type!r}; known: {sorted(registry.all_types())}"]
+    elif from_api and not task.api:
+        errors["type"] = [f"job type {spec.type!r} is not open to API clients"]
+    queue = spec.queue or (task.queue if task else None)
+    if queue is not None and queue not in conf.all_queues():
+        errors["queue"] = [f"unknown queue; known: {sorted(conf.all_queues())}"]
+    if not isinstance(spec.payload, dict):
+        errors["payload"] = ["must be a JSON object"]
+    try:
+        priority.parse(spec.priority)
+    except ValueError as exc:
+        errors["priority"] = [str(exc)]
+    delay = spec.delay
+    if delay is not None and (isinstance(delay, bool) or not isinstance(delay, (int, float)) or not 0 <= delay <= MAX_DELAY):
+        errors["delay"] = [f"must be a number of seconds from 0 to {MAX_DELAY:g}"]
+    if spec.attempts is not None and (isinstance(spec.attempts, bool) or not isinstance(spec.attempts, int) or not 1 <= spec.attempts <= MAX_ATTEMPTS):
+        errors["attempts"] = [f"must be an integer from 1 to {MAX_ATTEMPTS}"]
+    key = spec.idempotency_key
+    if key is not None and (not isinstance(key, str) or not 0 < len(key) <= IDEMPOTENCY_KEY_MAX):
+        errors["idempotencyKey"] = [f"must be 1-{IDEMPOTENCY_KEY_MAX} characters"]
+    return errors
+
+
+def check(spec: JobSpec, *, from_api: bool = False) -> None:
+    """Raise InvalidInput naming every rule the spec breaks."""
+    errors = problems(spec, from_api=from_api)
+    if errors:
+        message = "invalid job" if set(errors) != {"type"} else errors["type"][0]
+        raise InvalidInput(message, extra=errors)
+
+
+def build(spec: JobSpec, now: datetime, *, from_api: bool = False) -> Job:
+    """The unsaved Job for a spec, checked first; waiting, or delayed when it must not run before a later time."""
+    check(spec, from_api=from_api)
+    task = registry.get(spec.type)
+    queue = conf.get_queue(spec.queue or task.queue)
+    run_at = spec.run_at or (now + timedelta(seconds=spec.delay) if spec.delay else None)
+    delayed = run_at is not None and run_at > now
+    return Job(
+        queue=queue.name,
+        type=task.name,
+        payload=spec.payload,
+        owner=account(spec.owner),
+        priority=priority.parse(spec.priority),
+        status=Status.DELAYED if delayed else Status.WAITING,
+        run_at=run_at if delayed else None,
+        max_attempts=spec.attempts or queue.attempts,
+        idempotency_key=scoped_key(spec),
+        group_ref=spec.group_ref,
+        retry_of_id=spec.retry_of,
+        created_at=now,
+        updated_at=now,
+    )
+
+
+def skip_reason(spec: JobSpec) -> str | None:
+    """Why a spec cannot be enqueued, in one line (bulk callers report it and go on), or None."""
+    try:
+        check(spec)
+    except JobsError as exc:
+        return "; ".join(f"{name}: {' '.join(msgs)}" for name, msgs in exc.extra.items()) or exc.message
+    return None
+
+
+def carry(jobs: Sequence[Job], event: str = "created") -> None:
+    """After commit: hand the waiting ones to RQ and tell the hooks."""
+    waiting = [j for j in jobs if j.status == Status.WAITING]
+
+    def after_commit() -> None:
+        if waiting:
+            try:
+                broker.push(broker.Carried(j.id, j.queue, j.priority, conf.get_queue(j.queue).timeout) for j in waiting)
+            except Exception:
+                # The rows are committed; reconcile hands them to RQ once Redis answers again.
+                log.exception("could not hand %d jobs to Redis; reconcile will", len(waiting))
+        for j in jobs:
+            hooks.fire(hooks.JobChange.of(j, event, j.status))
+
+    transaction.on_commit(after_commit)
