@@ -17,7 +17,7 @@ TEST_REDIS_URL    ?= redis://127.0.0.1:6379/15
 PYTEST_ARGS       ?=
 
 .DEFAULT_GOAL := help
-.PHONY: help run install install-dev migrate admin test typecheck check clean
+.PHONY: help run install install-dev migrate admin test test-fast typecheck check clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed -E 's/:.*## /\t/' | expand -t 14
@@ -48,12 +48,16 @@ run: admin  ## install, migrate, first admin, then web server + workers + schedu
 	$(MANAGE) serve
 
 # pytest's exit code 5 means it collected no test: that must fail, loudly.
-test: install-dev  ## every test, on PostgreSQL and Redis (DATABASE_URL, REDIS_URL override)
-	@DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" \
-		$(BIN)/pytest $(PYTEST_ARGS); rc=$$?; \
-		if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$rc
+PYTEST = DATABASE_URL="$${DATABASE_URL:-$(TEST_DATABASE_URL)}" REDIS_URL="$${REDIS_URL:-$(TEST_REDIS_URL)}" $(BIN)/pytest
+NO_TESTS = rc=$$?; if [ $$rc -eq 5 ]; then echo "make: pytest collected no tests" >&2; fi; exit $$rc
 
-typecheck: install-dev  ## mypy on jobs/ and config/ (configured in pyproject.toml)
+test: install-dev  ## every test, on PostgreSQL and Redis (DATABASE_URL, REDIS_URL override)
+	@$(PYTEST) $(PYTEST_ARGS); $(NO_TESTS)
+
+test-fast: install-dev  ## the pure and engine tests: no worker processes, browser or media (-m "not slow and not browser and not media")
+	@$(PYTEST) -m "not slow and not browser and not media" $(PYTEST_ARGS); $(NO_TESTS)
+
+typecheck: install-dev  ## mypy, check_untyped_defs on, over every app and bench/ (the files list in pyproject.toml)
 	$(BIN)/mypy
 
 check: typecheck test  ## typecheck, then every test

@@ -21,3 +21,15 @@ def pytest_configure(config):
     settings.JOBS_HEARTBEAT_INTERVAL = env.heartbeat_interval
     settings.JOBS_CANCEL_GRACE = env.cancel_grace
     settings.JOBS_SHUTDOWN_GRACE = env.shutdown_grace
+    # Test accounts need no slow password hash: PBKDF2's 1M rounds cost ~0.3 s per user created or logged in.
+    # PBKDF2 is still accepted, for accounts that a server in another process must also check (tests/browser).
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher", "django.contrib.auth.hashers.PBKDF2PasswordHasher"]
+    if settings.DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+        # Empty tables between transactional tests with DELETE, not TRUNCATE (tests/pgbackend);
+        # the connection made while pytest-django loaded is dropped so the next one uses it.
+        from django.db import connections
+
+        settings.DATABASES["default"]["ENGINE"] = "tests.pgbackend"
+        if "default" in connections:
+            connections["default"].close()
+            del connections["default"]

@@ -80,7 +80,7 @@ async def measure(url: str, clients: int, updates: int, seconds: float) -> tuple
         if i % 25 == 24:
             await asyncio.sleep(0.05)  # do not overrun the listen backlog
     await asyncio.wait_for(asyncio.gather(*(r.wait() for r in readies)), timeout=60)
-    job, _ = await sync_to_async(services.enqueue)(type="sleep", queue=QUEUE, payload={"seconds": seconds, "steps": updates})
+    job, _ = await sync_to_async(services.enqueue)(services.JobSpec(type="sleep", queue=QUEUE, payload={"seconds": seconds, "steps": updates}))
     job_ids.add(job.id)
     try:
         await asyncio.wait_for(asyncio.gather(*tasks), timeout=seconds + 60)

@@ -11,8 +11,40 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from jobs.engine import broker, conf
+from tests import tools
 
 ROOT = Path(__file__).resolve().parent.parent
+
+#: Fixtures whose users are slow (they start processes) or need media tools: marked from their closure.
+SLOW_FIXTURES = {"worker_process"}
+MEDIA_FIXTURES = {"video"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark tests by what they use: worker processes make a test `slow`, the pipelines' test video makes it `media`."""
+    for item in items:
+        names = set(getattr(item, "fixturenames", ()))
+        if names & SLOW_FIXTURES:
+            item.add_marker(pytest.mark.slow)
+        if names & MEDIA_FIXTURES:
+            item.add_marker(pytest.mark.media)
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """A `browser` test needs chromium, a `media` test ffmpeg and espeak-ng: skipped locally without them, failed under CI."""
+    if item.get_closest_marker("browser"):
+        tools.require("chromium", why="browser tests drive it with Playwright")
+    if item.get_closest_marker("media"):
+        tools.require("ffmpeg", "espeak-ng", why="media tests speak and encode real audio and video")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """Say plainly what a local run left out for want of a tool (CI fails instead)."""
+    for tool, n in sorted(tools.SKIPPED.items()):
+        terminalreporter.write_line(
+            f"NOTE: {n} test(s) skipped because {tool} is not installed (apt-get install -y {tools.PACKAGES.get(tool, tool)}); CI=true fails them instead",
+            yellow=True,
+        )
 
 
 @pytest.fixture(autouse=True)

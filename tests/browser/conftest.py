@@ -9,6 +9,8 @@ from typing import Any, Iterator
 
 import pytest
 
+from tests import tools
+
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -24,9 +26,8 @@ PASSWORD = "console-test-password"
 @pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
     """One headless Chromium per module, closed (with Playwright's event loop) before other tests run."""
+    tools.require("chromium", why="the browser tests drive it with Playwright")
     executable = shutil.which("chromium")
-    if executable is None:
-        pytest.skip("chromium is not installed (apt-get install -y chromium); the browser tests need it")
     sync_api = pytest.importorskip("playwright.sync_api")
     with pytest.MonkeyPatch.context() as mp:
         # Playwright's sync API keeps an asyncio loop registered on this thread; the test's own ORM
@@ -52,8 +53,12 @@ def page(browser: Any) -> Iterator[Any]:
 
 @pytest.fixture
 def operator(django_user_model: Any) -> Any:
-    """A superuser to log in as."""
-    return django_user_model.objects.create_superuser("operator", email="ops@example.com", password=PASSWORD)
+    """A superuser to log in as; hashed with Django's default hasher, which a server in another process checks
+    (the test process itself uses a fast one, conftest.py)."""
+    from django.test import override_settings
+
+    with override_settings(PASSWORD_HASHERS=["django.contrib.auth.hashers.PBKDF2PasswordHasher"]):
+        return django_user_model.objects.create_superuser("operator", email="ops@example.com", password=PASSWORD)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from jobs.engine import broker
 from jobs.models import DeadLetter, Job, QueueState
 from jobs.services import JobSpec
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
 SCREENSHOT = Path(tempfile.gettempdir()) / "jobconsole-queues.png"
 

@@ -23,7 +23,7 @@ from tests.browser.conftest import PASSWORD
 from tests.conftest import ROOT, _test_db_url
 from tests.pipelines.conftest import Provider, make_project, media, provider, video  # noqa: F401 (fixtures)
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
 START_TIMEOUT = 30.0  # seconds for daphne to answer
 STAGE_TIMEOUT = 180_000  # ms for a stage to be seen moving or done (the STT model may load slowly)

@@ -86,6 +86,34 @@ def wait_worker_ready(proc: subprocess.Popen, name_prefix: str = "") -> None:
     assert proc.poll() is None, proc.stdout.read() if proc.stdout else proc.returncode
 
 
+@contextmanager
+def watching_redis(url: str) -> Iterator[Callable[..., None]]:
+    """Redis MONITOR on a connection of its own; yields `seen(*words, timeout=)`, which waits until a command
+    containing every word (e.g. "SMEMBERS", "jobs:paused") is executed by any client, after the watch began."""
+    import redis
+
+    conn = redis.Redis.from_url(url, socket_timeout=0.5)
+    monitor = conn.monitor()
+    monitor.__enter__()
+
+    def seen(*words: str, timeout: float = 10.0) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            try:
+                command = monitor.next_command()["command"]
+            except redis.TimeoutError:
+                continue
+            if all(w.lower() in command.lower() for w in words):
+                return
+        raise AssertionError(f"timed out after {timeout}s waiting for Redis to run {' '.join(words)}")
+
+    try:
+        yield seen
+    finally:
+        monitor.__exit__(None, None, None)
+        conn.close()
+
+
 def queues_env(**defs: dict[str, Any]) -> dict[str, str]:
     """Environment for a subprocess worker that declares extra queues (it cannot see pytest's settings)."""
     return {"JOBS_QUEUES": json.dumps(defs)}

@@ -13,7 +13,7 @@ from jobs import services
 from jobs.engine import lifecycle, retention, scheduler, stats
 from jobs.engine.conf import parse_queue
 from jobs.exceptions import InvalidInput, NotFound
-from jobs.models import AuditEntry, DeadLetter, Job, QueueCount
+from jobs.models import AuditEntry, DeadLetter, Job, JobEvent, QueueCount
 from jobs.services import JobSpec
 from tests.jobs.engine_support import folded_counts, make_due, queues_env, real_counts, wait_for
 
@@ -140,6 +140,7 @@ def test_a_fold_with_lag_leaves_recent_events_for_the_read_to_add() -> None:
     assert stats.counts()["default"][W] == 5
 
 
+@pytest.mark.slow  # waits out real time (windows, soak, stall timeout)
 def test_a_rate_limited_queue_starts_no_more_than_its_limit_per_window(burst, queues) -> None:
     queues(limited={"rate_limit": {"max": 2, "duration": 1}})
     jobs = [services.enqueue(JobSpec(type="noop", queue="limited"))[0] for _ in range(6)]
@@ -154,6 +155,7 @@ def test_a_rate_limited_queue_starts_no_more_than_its_limit_per_window(burst, qu
         assert (later - earlier).total_seconds() >= 0.9  # never a third start within one window
 
 
+@pytest.mark.slow  # waits out real time (windows, soak, stall timeout)
 def test_stats_read_while_the_scheduler_folds_never_double_counts() -> None:
     """Jobs are only added here, so a correct total lies between COUNT(*) before and after the read."""
     stop = threading.Event()
@@ -201,8 +203,8 @@ def test_stats_count_a_job_enqueued_in_a_transaction_longer_than_the_fold_lag() 
     t = threading.Thread(target=slow_caller)
     t.start()
     assert inserted.wait(5)
-    services.enqueue(JobSpec(type="noop"))  # committed, with a later event id
-    time.sleep(lag + 0.1)
+    later, _ = services.enqueue(JobSpec(type="noop"))  # committed, with a later event id
+    wait_for(lambda: JobEvent.objects.get(job_id=later.id).at < timezone.now() - timedelta(seconds=lag), timeout=5, what="the event to pass the fold lag")
     stats.fold(lag=lag)  # the scheduler's regular fold
     release.set()
     t.join(10)

@@ -11,7 +11,8 @@ from jobs.engine import broker, lifecycle, scheduler
 from jobs.exceptions import ErrorKind, JobError
 from jobs.models import Job, JobEvent, WorkerHeartbeat
 from jobs.services import JobSpec
-from tests.jobs.engine_support import make_due, moves, times_started, wait_for, wait_status, wait_worker_ready
+from jobs.engine.worker import stale_before
+from tests.jobs.engine_support import make_due, moves, times_started, wait_for, wait_status, wait_worker_ready, watching_redis
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -24,8 +25,8 @@ def test_a_job_whose_worker_is_killed_is_recovered_as_a_counted_attempt_and_comp
     proc = worker_process("default")
     running = wait_status(job.id, A, timeout=20, proc=proc)
 
-    # A live worker's long job is not mistaken for a stalled one.
-    time.sleep(settings.JOBS_STALL_TIMEOUT + 0.5)
+    # A live worker's long job is not mistaken for a stalled one, once it has run longer than the stall timeout.
+    wait_for(lambda: Job.objects.get(pk=job.id).started_at < stale_before(), timeout=settings.JOBS_STALL_TIMEOUT + 5, what="the job to outlast the stall timeout")
     assert scheduler.recover_stalled() == 0
     assert Job.objects.get(pk=job.id).status == A
 
@@ -97,13 +98,14 @@ def test_after_redis_restarts_empty_reconcile_hands_every_waiting_job_back(burst
     assert Job.objects.get(pk=delayed.id).status == C
 
 
-def test_redis_flushed_under_a_running_worker_loses_nothing(worker_process, clean_redis) -> None:
+def test_redis_flushed_under_a_running_worker_loses_nothing(worker_process, clean_redis, settings) -> None:
     proc = worker_process("default")
     first = [services.enqueue(JobSpec(type="echo", payload={"i": i}))[0] for i in range(5)]
     wait_for(lambda: Job.objects.filter(pk__in=[j.id for j in first], status=C).count() == 5, timeout=20, what="first batch")
 
-    services.set_paused("default", paused=True)
-    time.sleep(1.2)  # the worker's paused set is refreshed every second
+    with watching_redis(settings.REDIS_URL) as seen:
+        services.set_paused("default", paused=True)
+        seen("SMEMBERS", broker.PAUSED_KEY)  # the worker has read the paused set again: it listens no more on default
     second = [services.enqueue(JobSpec(type="echo", payload={"i": i}))[0] for i in range(5, 15)]
     clean_redis.flushdb()  # Redis restarts empty: the paused set and the carried ids are gone
     report = scheduler.reconcile(grace=0)
@@ -171,6 +173,7 @@ def test_completing_twice_is_impossible() -> None:
     assert JobEvent.objects.filter(job_id=job.id, to_status=C).count() == 1
 
 
+@pytest.mark.slow  # waits out real time (windows, soak, stall timeout)
 def test_a_worker_back_from_the_dead_cannot_complete_a_recovered_job(settings) -> None:
     job, _ = services.enqueue(JobSpec(type="noop"))
     zombie = lifecycle.claim(job.id, queue="default", worker="zombie")  # a worker that then hangs

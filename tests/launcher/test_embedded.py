@@ -159,6 +159,7 @@ def _get(url: str) -> int:
         return 0
 
 
+@pytest.mark.slow
 def test_serve_starts_everything_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
     """End to end: migrate a fresh SQLite database, `manage.py serve`, fetch pages, Ctrl-C."""
     port = free_port()

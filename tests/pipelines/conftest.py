@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import shutil
 import subprocess
 import threading
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ from jobs.engine.states import PENDING
 from jobs.models import Job
 from pipelines import services
 from pipelines.models import Project
+from tests import tools
 
 STAGE_QUEUES = ("stt", "mt", "tts", "muxing", "lip-sync")
 SPEECH = "Please send the weekly report to the team."
@@ -80,8 +80,7 @@ def media(settings: Any, tmp_path: Path) -> Path:
 @pytest.fixture(scope="session")
 def video(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 4 s test-pattern video whose audio track is espeak-ng speaking SPEECH."""
-    if not (shutil.which("ffmpeg") and shutil.which("espeak-ng")):
-        pytest.skip("ffmpeg and espeak-ng are needed (apt-get install ffmpeg espeak-ng)")
+    tools.require("ffmpeg", "espeak-ng", why="the pipelines tests make a video with speech")
     folder = tmp_path_factory.mktemp("video")
     speech = folder / "speech.wav"
     subprocess.run(["espeak-ng", "-s", "150", "-w", str(speech), SPEECH], check=True, capture_output=True)

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from jobs.models import Job
 from pipelines import apis, selectors
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.media]
 
 
 def client_for(user: Any) -> APIClient:

@@ -8,7 +8,7 @@ import pytest
 from events import broadcast
 from tests.events.test_events import connected, events_until, key_for, run, subscribe
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.media]
 
 
 def test_the_owner_sees_the_stt_stage_run_and_wait_for_review(alice, bob, make_project, burst) -> None:

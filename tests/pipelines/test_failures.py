@@ -10,7 +10,7 @@ from jobs.models import DeadLetter, Job
 from pipelines import services
 from pipelines.models import Project
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.media]
 
 
 def mt_job(project: Project) -> Job:

@@ -11,7 +11,7 @@ from pipelines import services
 from pipelines.models import Project, StageReview
 from tests.pipelines.conftest import ffprobe_streams
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.media]
 
 
 def runs(project: Project) -> list[tuple[str, int, str | None]]:

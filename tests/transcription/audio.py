@@ -2,12 +2,11 @@
 from __future__ import annotations
 
 import re
-import shutil
 import subprocess
 import wave
 from pathlib import Path
 
-import pytest
+from tests import tools
 
 # Plain words that tiny.en hears well from espeak-ng (tongue twisters do not come back reliably).
 SENTENCE = (
@@ -38,17 +37,9 @@ SENTENCES = (
 )
 
 
-def tools_missing() -> str | None:
-    """Why the audio helpers cannot run here, or None when espeak-ng and ffmpeg are both present."""
-    missing = [tool for tool in ("espeak-ng", "ffmpeg") if shutil.which(tool) is None]
-    return f"{' and '.join(missing)} not installed (apt-get install espeak-ng ffmpeg)" if missing else None
-
-
 def require_tools() -> None:
-    """Skip the calling test with the reason when espeak-ng or ffmpeg is missing."""
-    reason = tools_missing()
-    if reason:
-        pytest.skip(reason)
+    """Skip the calling test when espeak-ng or ffmpeg is missing (fail it under CI=true: tests.tools)."""
+    tools.require("espeak-ng", "ffmpeg", why="the audio helpers speak test sentences")
 
 
 def speak(text: str, out: Path, *, words_per_minute: int = 150) -> Path:

@@ -59,6 +59,14 @@ def s3_storage(settings: Any, s3_server: str) -> str:
     return bucket
 
 
+@pytest.fixture
+def s3_settings(settings: Any, s3_server: str) -> str:
+    """Settings that store on the moto server in a bucket that is never created: for policy checks that send no request."""
+    bucket = f"test-{uuid.uuid4().hex[:16]}"
+    use_s3(settings, endpoint=s3_server, bucket=bucket)
+    return bucket
+
+
 def closed_port() -> int:
     """A loopback port nothing listens on (bound, then released)."""
     with socket.socket() as sock:

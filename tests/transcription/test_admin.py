@@ -6,7 +6,7 @@ import pytest
 from tests.transcription.audio import speak
 from transcription import services
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.media]
 
 
 def test_the_console_lists_transcriptions_with_job_state_and_result_link(admin_client, admin_user, settings, tmp_path, burst) -> None:

@@ -14,7 +14,7 @@ from jobs.models import Job
 from tests.transcription.audio import SENTENCE, speak, words_back
 from transcription.models import Transcription
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.media]
 
 
 @pytest.fixture

@@ -12,11 +12,23 @@ from pathlib import Path
 
 import pytest
 
-from tests.transcription.audio import LONG, SENTENCE, in_order_fraction, require_tools, silence, speak, tools_missing
+from tests.transcription.audio import (
+    LONG,
+    SENTENCE,
+    in_order_fraction,
+    require_tools,
+    silence,
+    speak,
+)
 from transcription import engine
-from transcription.engine import BadAudio, ModelNotFound, Segment, Stopped, Transcript, UnsupportedLanguage
-
-needs_tools = pytest.mark.skipif(tools_missing() is not None, reason=tools_missing() or "")
+from transcription.engine import (
+    BadAudio,
+    ModelNotFound,
+    Segment,
+    Stopped,
+    Transcript,
+    UnsupportedLanguage,
+)
 
 
 @pytest.fixture(scope="module")
@@ -51,7 +63,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
 # --- speech in, words out -------------------------------------------------------------------
 
 
-@needs_tools
+@pytest.mark.media
 @pytest.mark.parametrize("kind", ["wav", "mp3"])
 def test_spoken_words_come_back_in_order(tiny: object, clips: dict[str, Path], kind: str) -> None:
     transcript = engine.transcribe(str(clips[kind]))
@@ -62,7 +74,7 @@ def test_spoken_words_come_back_in_order(tiny: object, clips: dict[str, Path], k
     assert in_order_fraction(SENTENCE, transcript.text) >= 0.7, transcript.text
 
 
-@needs_tools
+@pytest.mark.media
 def test_segments_are_ordered_and_within_the_audio(tiny: object, clips: dict[str, Path]) -> None:
     transcript = engine.transcribe(str(clips["long"]))
 
@@ -73,7 +85,7 @@ def test_segments_are_ordered_and_within_the_audio(tiny: object, clips: dict[str
     assert in_order_fraction(LONG, transcript.text) >= 0.7, transcript.text
 
 
-@needs_tools
+@pytest.mark.media
 def test_progress_rises_monotonically_to_one(tiny: object, clips: dict[str, Path]) -> None:
     seen: list[float] = []
 
@@ -85,7 +97,7 @@ def test_progress_rises_monotonically_to_one(tiny: object, clips: dict[str, Path
     assert seen[0] < 0.5 and seen[-1] == 1.0
 
 
-@needs_tools
+@pytest.mark.media
 def test_should_stop_ends_decoding_between_segments(tiny: object, clips: dict[str, Path]) -> None:
     seen: list[float] = []
     asked: list[float] = []
@@ -103,7 +115,7 @@ def test_should_stop_ends_decoding_between_segments(tiny: object, clips: dict[st
     assert "stopped" in str(stopped.value)
 
 
-@needs_tools
+@pytest.mark.media
 def test_should_stop_before_the_first_segment(tiny: object, clips: dict[str, Path]) -> None:
     seen: list[float] = []
 
@@ -113,7 +125,7 @@ def test_should_stop_before_the_first_segment(tiny: object, clips: dict[str, Pat
     assert stopped.value.segments == 0 and seen == []
 
 
-@needs_tools
+@pytest.mark.media
 def test_english_only_model_answers_english_and_refuses_other_languages(tiny: object, clips: dict[str, Path]) -> None:
     assert engine.transcribe(clips["wav"], language="EN").language == "en"  # a Path works too
 
@@ -168,7 +180,7 @@ def test_a_missing_file_is_bad_audio(tmp_path: Path) -> None:
         engine.transcribe(str(tmp_path / "gone.wav"))
 
 
-@needs_tools
+@pytest.mark.media
 def test_a_video_without_sound_is_bad_audio(tmp_path: Path) -> None:
     path = tmp_path / "mute.mp4"
     subprocess.run(

@@ -14,7 +14,7 @@ from tests.transcription.audio import SENTENCE, speak, words_back
 from tests.transcription.s3server import closed_port, s3_server, s3_storage, use_s3  # noqa: F401 (fixtures)
 from transcription import services
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.media]
 
 
 def test_s3_storage_end_to_end_with_a_presigned_result_url(s3_storage, alice, burst, tmp_path) -> None:

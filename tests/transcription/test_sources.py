@@ -18,7 +18,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 
 from config.env import ConfigError, read_env
 from config.settings import ENV, build_storages
-from tests.transcription.s3server import closed_port, s3_server, s3_storage, use_s3  # noqa: F401  (fixtures)
+from tests.transcription.s3server import closed_port, s3_server, s3_settings, s3_storage, use_s3  # noqa: F401  (fixtures)
 from transcription import sources
 from transcription.sources import SourceMissing, SourceRefused, SourceTooLarge, SourceUnavailable
 
@@ -222,8 +222,8 @@ REFUSED = [
 
 
 @pytest.mark.parametrize("source", [s for _, s in REFUSED], ids=[i for i, _ in REFUSED])
-def test_check_refuses(s3_storage: str, policy: None, dest: Path, source: str) -> None:
-    source = source.replace("{bucket}", s3_storage)
+def test_check_refuses(s3_settings: str, policy: None, dest: Path, source: str) -> None:
+    source = source.replace("{bucket}", s3_settings)
     with pytest.raises(SourceRefused) as caught:
         sources.check(source)
     assert caught.value.message and caught.value.extra == {"audioUrl": [caught.value.message]}
@@ -242,8 +242,8 @@ ACCEPTED = [
 
 
 @pytest.mark.parametrize(("source", "normalized"), [a[1:] for a in ACCEPTED], ids=[a[0] for a in ACCEPTED])
-def test_check_accepts(s3_storage: str, policy: None, source: str, normalized: str) -> None:
-    assert sources.check(source.replace("{bucket}", s3_storage)) == normalized.replace("{bucket}", s3_storage)
+def test_check_accepts(s3_settings: str, policy: None, source: str, normalized: str) -> None:
+    assert sources.check(source.replace("{bucket}", s3_settings)) == normalized.replace("{bucket}", s3_settings)
 
 
 def test_s3_urls_are_refused_when_storage_is_local(local_storage: Path) -> None:
