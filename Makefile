@@ -44,7 +44,7 @@ migrate: install  ## apply database migrations
 admin: migrate  ## make sure a first admin user exists (ADMIN_USERNAME, ADMIN_PASSWORD)
 	$(MANAGE) ensure_admin --url http://127.0.0.1:$${PORT:-8000}/admin/
 
-run: admin  ## install, migrate, first admin, then web server + workers + scheduler (Ctrl-C stops)
+run: install  ## install, then `manage.py serve`: migrate, first admin, web server + workers + scheduler (Ctrl-C stops)
 	$(MANAGE) serve
 
 # pytest's exit code 5 means it collected no test: that must fail, loudly.

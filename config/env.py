@@ -172,6 +172,18 @@ class Env:
     transcription_device: str = "cpu"
     pipelines_provider_url: str = ""
     pipelines_provider_timeout: float = 60.0
+    admin_username: str = ""
+    admin_password: str = field(default="", repr=False)
+    port: int = 8000
+
+
+def _port(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) < 65536:
+        raise ConfigError(f"{name} must be a TCP port number, got {raw!r}")
+    return int(raw)
 
 
 def read_env(env: Mapping[str, str] | None = None) -> Env:
@@ -219,5 +231,8 @@ def read_env(env: Mapping[str, str] | None = None) -> Env:
         transcription_device=_device(env),
         pipelines_provider_url=_provider_url(env),
         pipelines_provider_timeout=_positive(env, "PIPELINES_PROVIDER_TIMEOUT", 60.0),
+        admin_username=env.get("ADMIN_USERNAME", "").strip(),
+        admin_password=env.get("ADMIN_PASSWORD", ""),
+        port=_port(env, "PORT", 8000),
         **_storage(env),
     )

@@ -6,6 +6,7 @@ from typing import Any
 import dj_database_url
 
 from config.env import BASE_DIR, VAR_DIR, Env, read_env
+from jobs.engine.priority import carrier_names
 
 ENV = read_env()
 
@@ -26,7 +27,6 @@ INSTALLED_APPS = [
     "django.contrib.messages",
     "django.contrib.staticfiles",
     "rest_framework",
-    "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_rq",
@@ -144,7 +144,6 @@ PIPELINES_PROVIDER_TIMEOUT = ENV.pipelines_provider_timeout
 
 REDIS_URL = ENV.redis_url
 
-RQ_QUEUES = {"default": {"URL": REDIS_URL}}
 
 # Live events (events app): Channels groups on the same Redis as the engine.
 CHANNEL_LAYERS = {
@@ -210,12 +209,22 @@ for _name in ("stt", "mt", "tts", "muxing", "lip-sync"):
 for _name, _override in ENV.queues_override.items():
     JOBS_QUEUES[_name] = {**JOBS_QUEUES.get(_name, {}), **_override}
 
+# django-rq's pages show the carrier: the RQ queues (one per queue and priority level, as the
+# engine's workers read them) and the workers registered in Redis. Built from the declarations, so
+# they list the same Redis lists that the engine pushes to and pops from.
+RQ_QUEUES = {name: {"URL": REDIS_URL} for _queue in JOBS_QUEUES for name in carrier_names(_queue)}
+
 JOBS_STALL_TIMEOUT = ENV.stall_timeout
 JOBS_HEARTBEAT_INTERVAL = ENV.heartbeat_interval
 JOBS_CANCEL_GRACE = ENV.cancel_grace
 JOBS_SHUTDOWN_GRACE = ENV.shutdown_grace
 JOBS_TASK_MODULES = ["jobs.samples", "transcription.tasks", "pipelines.tasks"]
 METRICS_TOKEN = ENV.metrics_token
+
+# `make run` (launcher): the first admin (generated when not given) and the web server's port.
+ADMIN_USERNAME = ENV.admin_username
+ADMIN_PASSWORD = ENV.admin_password
+SERVE_PORT = ENV.port
 
 LOGGING = {
     "version": 1,

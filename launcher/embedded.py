@@ -209,11 +209,9 @@ class AdminRequest:
     username_given: bool
 
 
-def admin_request(env: Mapping[str, str] | None = None) -> AdminRequest:
-    """Read ADMIN_USERNAME and ADMIN_PASSWORD (only `make run` and the Dockerfile use them)."""
-    env = os.environ if env is None else env
-    username = env.get("ADMIN_USERNAME", "").strip()
-    password = env.get("ADMIN_PASSWORD", "")
+def admin_request(username: str, password: str) -> AdminRequest:
+    """The first admin from settings.ADMIN_USERNAME / ADMIN_PASSWORD (either may be empty: `admin`, a generated password)."""
+    username = username.strip()
     return AdminRequest(
         username=username or "admin",
         password=password or secrets.token_urlsafe(12),
@@ -222,18 +220,7 @@ def admin_request(env: Mapping[str, str] | None = None) -> AdminRequest:
     )
 
 
-def listen_port(env: Mapping[str, str] | None = None, default: int = 8000) -> int:
-    """The HTTP port for `manage.py serve`: PORT, else 8000."""
-    env = os.environ if env is None else env
-    raw = env.get("PORT", "")
-    if not raw:
-        return default
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise EmbeddedError(f"PORT must be a TCP port number, got {raw!r}")
-    return int(raw)
-
-
 def child_environ(redis_url: str, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The environment of `serve`'s children: ours, with the Redis they must all share."""
+    """The environment of `serve`'s children: ours passed on as it is, with the Redis they must all share."""
     env = os.environ if env is None else env
     return {**env, "REDIS_URL": redis_url, "PYTHONUNBUFFERED": "1"}

@@ -8,7 +8,6 @@ from typing import Any, Iterable
 
 from django.db import transaction
 from django.utils import timezone
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, exceptions
 
 from jobs.engine import audit
@@ -71,14 +70,3 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     def authenticate_header(self, request: Any) -> str:
         return self.keyword
-
-
-class ApiKeyScheme(OpenApiAuthenticationExtension):
-    """Documents `Authorization: Bearer <api key>`."""
-
-    target_class = "jobs.api.auth.ApiKeyAuthentication"
-    name = "apiKey"
-
-    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
-        """The bearer scheme of API keys."""
-        return {"type": "http", "scheme": "bearer", "description": "An API key created in the admin or with `manage.py create_api_key USER`."}

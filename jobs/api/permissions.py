@@ -6,7 +6,6 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import AnonymousUser
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
 from rest_framework import authentication, permissions
 
 from jobs import access
@@ -52,14 +51,3 @@ class IsStaffOrMetricsToken(permissions.BasePermission):
         if request.auth == METRICS_TOKEN_AUTH:
             return True
         return IsStaff().has_permission(request, view)
-
-
-class MetricsTokenScheme(OpenApiAuthenticationExtension):
-    """Documents `Authorization: Bearer <METRICS_TOKEN>` on /metrics."""
-
-    target_class = "jobs.api.permissions.MetricsTokenAuthentication"
-    name = "metricsToken"
-
-    def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
-        """The bearer scheme of the metrics token."""
-        return {"type": "http", "scheme": "bearer", "description": "settings.METRICS_TOKEN, when configured (for Prometheus scrapers)."}

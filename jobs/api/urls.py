@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from jobs.api import deadletters, metrics, queues
+from jobs.api import deadletters, metrics, queues, schema  # noqa: F401  (schema: registers the auth schemes)
 from jobs.api import jobs as job_views
 
 urlpatterns: list[URLPattern] = [

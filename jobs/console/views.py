@@ -78,7 +78,15 @@ def worker_rows(now: datetime | None = None) -> list[dict[str, Any]]:
 
 
 def _snapshot() -> dict[str, Any]:
-    return {"queues": queue_rows(), "workers": worker_rows(), "redis": broker.ping(), "at": timezone.now().isoformat()}
+    """The page's data: queues, running workers (alive or stale), recently stopped ones apart, Redis."""
+    workers = worker_rows()
+    return {
+        "queues": queue_rows(),
+        "workers": [w for w in workers if w["state"] != "stopped"],
+        "stopped": [w for w in workers if w["state"] == "stopped"],
+        "redis": broker.ping(),
+        "at": timezone.now().isoformat(),
+    }
 
 
 def queues_page(request: HttpRequest, *, site: admin.AdminSite) -> HttpResponse:
@@ -91,6 +99,7 @@ def queues_page(request: HttpRequest, *, site: admin.AdminSite) -> HttpResponse:
         "columns": COLUMNS,
         "queues": snapshot["queues"],
         "workers": snapshot["workers"],
+        "stopped": snapshot["stopped"],
         "redis_ok": snapshot["redis"],
         "clean_form": CleanForm(),
         "can_operate": request.user.has_perm(OPERATE_PERM),

@@ -15,6 +15,8 @@ from rq import Queue as RQQueue
 from rq.job import Job as RQJob
 from rq.job import JobStatus
 from rq.serializers import resolve_serializer
+from rq.utils import now as rq_now
+from rq.utils import utcformat
 
 from jobs.engine import priority
 
@@ -41,7 +43,7 @@ def reset_connection() -> None:
 
 def rq_name(queue: str, level: int) -> str:
     """The RQ queue holding `queue`'s jobs of one priority level."""
-    return f"{queue}.p{level:03d}"
+    return priority.carrier_name(queue, level)
 
 
 def rq_key(queue: str, level: int) -> str:
@@ -76,6 +78,7 @@ def push(items: Iterable[Carried], *, at_front: bool = False) -> int:
     """
     conn = connection()
     count = 0
+    enqueued_at = utcformat(rq_now())  # what RQ's own enqueue records; django-rq's page shows the oldest
     templates: dict[tuple[str, int], dict[str, Any]] = {}
     lists: dict[str, list[str]] = {}
     with conn.pipeline(transaction=False) as pipe:
@@ -88,6 +91,7 @@ def push(items: Iterable[Carried], *, at_front: bool = False) -> int:
             mapping: dict[Any, Any] = dict(template)
             mapping["data"] = zlib.compress(_SERIALIZER.dumps((RUN_FUNC, None, (item.id,), {})))
             mapping["description"] = f"{item.queue}:{item.id}"
+            mapping["enqueued_at"] = enqueued_at
             pipe.hset(RQJob.redis_job_namespace_prefix + item.id, mapping=mapping)
             lists.setdefault(RQQueue.redis_queue_namespace_prefix + name, []).append(item.id)
             count += 1

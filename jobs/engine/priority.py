@@ -1,4 +1,7 @@
-"""Priority: an integer, higher runs first. Named levels of seed 1 (tiers) and seed 5 (urgency)."""
+"""Priority: an integer, higher runs first. Named levels of seed 1 (tiers) and seed 5 (urgency).
+
+Free of Django: config/settings.py builds django-rq's RQ_QUEUES from `carrier_names`.
+"""
 from __future__ import annotations
 
 import bisect
@@ -44,3 +47,13 @@ def parse(value: int | str | None) -> int:
 def level(priority: int) -> int:
     """The level (RQ list) a priority waits in: the highest level not above it."""
     return LEVELS[max(bisect.bisect_right(LEVELS, priority) - 1, 0)]
+
+
+def carrier_name(queue: str, level: int) -> str:
+    """The RQ queue that carries `queue`'s jobs of one level (e.g. `default.p005`)."""
+    return f"{queue}.p{level:03d}"
+
+
+def carrier_names(queue: str) -> list[str]:
+    """Every RQ queue that carries `queue`'s jobs, highest level first (django-rq's RQ_QUEUES are built from these)."""
+    return [carrier_name(queue, lv) for lv in reversed(LEVELS)]

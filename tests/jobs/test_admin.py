@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+from datetime import timedelta
 from typing import Any
 
 import pytest
@@ -257,10 +258,14 @@ def test_workers_table_shows_heartbeats(admin_client: Client, burst: Any) -> Non
     now = timezone.now()
     WorkerHeartbeat.objects.create(name="w-alive", hostname="h", pid=1, queues=["default"], started_at=now, last_seen=now, current_job_id="abc123")
     WorkerHeartbeat.objects.create(name="w-stale", hostname="h", pid=2, queues=["default"], started_at=now, last_seen=now - timezone.timedelta(minutes=5))
-    states = {w["name"]: w["state"] for w in admin_client.get(COUNTS).json()["workers"]}
-    assert states == {worker.name: "stopped", "w-alive": "alive", "w-stale": "stale"}
+    WorkerHeartbeat.objects.create(name="w-gone", hostname="h", pid=3, queues=["default"], started_at=now, last_seen=now - timedelta(hours=2), stopped_at=now - timedelta(hours=2))
+    data = admin_client.get(COUNTS).json()
+    assert {w["name"]: w["state"] for w in data["workers"]} == {"w-alive": "alive", "w-stale": "stale"}
+    assert {w["name"]: w["state"] for w in data["stopped"]} == {worker.name: "stopped"}  # apart, and only for an hour
     page = admin_client.get(QUEUES).content.decode()
-    assert worker.name in page and reverse("admin:jobs_job_change", args=["abc123"]) in page
+    running, stopped = page.split('id="stopped-workers"')
+    assert "w-alive" in running and reverse("admin:jobs_job_change", args=["abc123"]) in running and worker.name not in running
+    assert "<details" in running[-40:] and worker.name in stopped and "w-gone" not in page
 
 
 # -- API keys and the audit log ---------------------------------------------------------------
@@ -315,3 +320,39 @@ def test_job_list_counts_exactly_when_small_and_estimates_past_the_limit(admin_c
     assert estimated >= 6  # never below what the bounded count saw
     response = admin_client.get(JOBS)
     assert response.status_code == 200
+
+
+# -- django-rq: the carrier's view --------------------------------------------------------------
+
+
+def test_the_django_rq_page_shows_the_lists_and_workers_the_engine_uses(admin_client: Client, worker_process: Any) -> None:
+    """django-rq's queues are generated from the declarations (every queue and level), so its page shows
+    the engine's waiting ids and its live workers, labelled as the carrier's view."""
+    from tests.jobs.engine_support import wait_worker_ready
+
+    services.set_paused("default", paused=True)  # the worker registers but takes nothing
+    services.enqueue_many([JobSpec(type="noop") for _ in range(3)] + [JobSpec(type="noop", priority="CRITICAL")])
+    proc = worker_process("default")
+    wait_worker_ready(proc)
+
+    page = admin_client.get(reverse("admin:django_rq_dashboard_changelist"))
+    assert page.status_code == 200
+    assert 'id="carrier-note"' in page.content.decode()
+    rows = {q["name"]: q for q in page.context["queues"]}
+    assert {f"{q}.p{lv:03d}" for q in settings_queues() for lv in (0, 1, 5, 10, 20)} <= set(rows)
+    assert (rows["default.p005"]["jobs"], rows["default.p020"]["jobs"], rows["default.p010"]["jobs"]) == (3, 1, 0)
+    assert all(rows[f"default.p{lv:03d}"]["workers"] == 1 for lv in (0, 1, 5, 10, 20))
+    assert rows["transcription.p005"]["workers"] == 0
+
+    # Its drill-down pages work on the engine's RQ jobs and workers too.
+    index = rows["default.p005"]["index"]
+    listed = admin_client.get(reverse("admin:django_rq_jobs", args=[index]))
+    assert listed.status_code == 200 and len(listed.context["jobs"]) == 3
+    workers = admin_client.get(reverse("admin:django_rq_workers", args=[index]))
+    assert workers.status_code == 200 and len(workers.context["workers"]) == 1
+
+
+def settings_queues() -> list[str]:
+    from jobs import selectors
+
+    return selectors.queue_names()

@@ -9,7 +9,9 @@ import subprocess
 import sys
 import threading
 import time
+import http.cookiejar
 import urllib.error
+import urllib.parse
 import urllib.request
 from pathlib import Path
 
@@ -17,6 +19,7 @@ import pytest
 from django.conf import settings
 from redis import Redis
 
+from config.env import ConfigError, read_env
 from launcher import embedded
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -128,13 +131,14 @@ def test_with_port_keeps_the_database_number() -> None:
 
 
 def test_admin_request_and_port_from_the_environment() -> None:
-    given = embedded.admin_request({"ADMIN_USERNAME": "ops", "ADMIN_PASSWORD": "s3cret-enough"})
+    env = read_env({"ADMIN_USERNAME": " ops ", "ADMIN_PASSWORD": "s3cret-enough", "PORT": "9001"})
+    given = embedded.admin_request(env.admin_username, env.admin_password)
     assert (given.username, given.password, given.generated, given.username_given) == ("ops", "s3cret-enough", False, True)
-    generated = embedded.admin_request({})
+    generated = embedded.admin_request("", "")
     assert generated.username == "admin" and generated.generated and len(generated.password) >= 16
-    assert embedded.listen_port({}) == 8000 and embedded.listen_port({"PORT": "9001"}) == 9001
-    with pytest.raises(embedded.EmbeddedError):
-        embedded.listen_port({"PORT": "http"})
+    assert read_env({}).port == 8000 and env.port == 9001
+    with pytest.raises(ConfigError):
+        read_env({"PORT": "http"})
 
 
 def _children(output: str) -> list[int]:
@@ -159,12 +163,27 @@ def _get(url: str) -> int:
         return 0
 
 
+def _log_in(base: str, username: str, password: str) -> urllib.request.OpenerDirector:
+    """A cookie-keeping client logged in to the admin the way a browser is (CSRF token from the form)."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
+    form = opener.open(f"{base}/admin/login/", timeout=5).read().decode()
+    token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', form)
+    assert token, form[:500]
+    body = urllib.parse.urlencode({"csrfmiddlewaretoken": token.group(1), "username": username, "password": password, "next": "/admin/"})
+    with opener.open(urllib.request.Request(f"{base}/admin/login/", data=body.encode(), headers={"Referer": f"{base}/admin/login/"}), timeout=5) as r:
+        assert r.url == f"{base}/admin/", r.url
+    return opener
+
+
 @pytest.mark.slow
 def test_serve_starts_everything_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
-    """End to end: migrate a fresh SQLite database, `manage.py serve`, fetch pages, Ctrl-C."""
+    """End to end on a fresh SQLite database: `manage.py serve` migrates it, makes the first admin, starts every
+    process and prints where the console is; every link it prints answers; Ctrl-C stops it all."""
     port = free_port()
-    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "REDIS_URL": settings.REDIS_URL, "PYTHONUNBUFFERED": "1"}
-    subprocess.run([sys.executable, "manage.py", "migrate", "-v0"], cwd=ROOT, env=env, check=True, timeout=120)
+    env = {
+        **os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'db.sqlite3'}", "REDIS_URL": settings.REDIS_URL, "PYTHONUNBUFFERED": "1",
+        "ADMIN_USERNAME": "first-admin", "ADMIN_PASSWORD": "first-admin-password",
+    }
     proc = subprocess.Popen(
         [sys.executable, "manage.py", "serve", "--port", str(port)],
         cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
@@ -185,6 +204,14 @@ def test_serve_starts_everything_and_stops_cleanly_on_sigint(tmp_path: Path) -> 
             time.sleep(0.1)
         output = "".join(lines)
         assert f"{base}/admin/" in output and f"{base}/api/docs/" in output, output
+        assert "created admin user 'first-admin'" in output, output
+        # Every link of the banner answers 200 to the first admin (the Queues page was once a 404).
+        banner = re.findall(r"^\S+\s+serve\s+\|\s+(\w[\w ]*?)\s+(http://\S+)$", output, re.M)
+        assert [name for name, _ in banner] == ["console", "queues", "API docs"], output
+        browser = _log_in(base, "first-admin", "first-admin-password")
+        for name, url in banner:
+            with browser.open(url, timeout=10) as page:
+                assert (page.status, page.url) == (200, url), name
         assert re.search(r"worker-default\s+\| .*listening on default", output), output
         assert "scheduler running" in output, output
 
@@ -218,8 +245,8 @@ def test_ensure_admin_prints_a_generated_password_once_and_never_a_changed_one(t
     from django.contrib.auth.models import User
     from django.core.management import call_command
 
-    monkeypatch.delenv("ADMIN_USERNAME", raising=False)
-    monkeypatch.delenv("ADMIN_PASSWORD", raising=False)
+    monkeypatch.setattr(settings, "ADMIN_USERNAME", "")
+    monkeypatch.setattr(settings, "ADMIN_PASSWORD", "")
     password_file = tmp_path / "admin-password.txt"
 
     def run() -> str:
@@ -251,8 +278,8 @@ def test_ensure_admin_honours_the_environment(tmp_path: Path, monkeypatch: pytes
     from django.contrib.auth.models import User
     from django.core.management import call_command
 
-    monkeypatch.setenv("ADMIN_USERNAME", "ops")
-    monkeypatch.setenv("ADMIN_PASSWORD", "given-password-123")
+    monkeypatch.setattr(settings, "ADMIN_USERNAME", "ops")
+    monkeypatch.setattr(settings, "ADMIN_PASSWORD", "given-password-123")
     call_command("ensure_admin", password_file=tmp_path / "pw.txt", stdout=StringIO())
     assert User.objects.get(username="ops").check_password("given-password-123")
     assert not (tmp_path / "pw.txt").exists()

@@ -1,6 +1,6 @@
 """`manage.py ensure_admin`: make sure a first superuser exists and say how to log in.
 
-Username and password come from ADMIN_USERNAME / ADMIN_PASSWORD (read in launcher.embedded);
+Username and password come from ADMIN_USERNAME / ADMIN_PASSWORD (settings, read by config.env);
 without a password one is generated and written, mode 0600, to var/admin-password.txt. It is
 printed once, when the user is created; later runs only point at the file, and drop the file
 once the password has been changed so that a stale password is never shown again.
@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
@@ -27,7 +28,7 @@ class Command(BaseCommand):
         parser.add_argument("--password-file", type=Path, default=PASSWORD_FILE)
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        request = admin_request()
+        request = admin_request(settings.ADMIN_USERNAME, settings.ADMIN_PASSWORD)
         users = get_user_model()._default_manager
         password_file: Path = opts["password_file"]
         user = users.filter(username=request.username).first()

@@ -1,9 +1,11 @@
 """`manage.py serve`: the whole platform in one terminal, supervised by honcho.
 
-Starts daphne (config.asgi), one `worker --group G --processes N` per queue group and the
-scheduler; when no Redis answers at REDIS_URL it first starts the embedded one
-(launcher.embedded) and hands its URL to every child. Ctrl-C or SIGTERM stops the children, then
-the embedded Redis, which the workers may still need while they finish their jobs.
+First, in this process: migrate the database and make sure a first admin exists (`migrate`
+and `ensure_admin`, without starting Python twice more). Then it starts daphne (config.asgi),
+one `worker --group G --processes N` per queue group and the scheduler; when no Redis answers
+at REDIS_URL it first starts the embedded one (launcher.embedded) and hands its URL to every
+child. Ctrl-C or SIGTERM stops the children, then the embedded Redis, which the workers may
+still need while they finish their jobs.
 """
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Any
 
 import honcho.manager
 from django.conf import settings
+from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from honcho.printer import Message
@@ -42,10 +45,15 @@ class Command(BaseCommand):
         parser.add_argument("--host", default="127.0.0.1", help="address daphne binds (default 127.0.0.1)")
         parser.add_argument("--port", type=int, default=None, help="HTTP port (default: PORT, else 8000)")
         parser.add_argument("--redis-port", type=int, default=embedded.DEFAULT_PORT, help="port of the embedded Redis")
+        parser.add_argument("--no-setup", action="store_true", help="do not migrate or ensure a first admin before starting")
 
     def handle(self, *args: Any, **opts: Any) -> None:
+        port = opts["port"] or settings.SERVE_PORT
+        if not opts["no_setup"]:
+            call_command("migrate", interactive=False, verbosity=0)
+            shown = "127.0.0.1" if opts["host"] in ("0.0.0.0", "::", "") else opts["host"]
+            call_command("ensure_admin", url=f"http://{shown}:{port}/admin/", stdout=self.stdout)
         try:
-            port = opts["port"] or embedded.listen_port()
             redis_url, redis = embedded.ensure_redis(settings.REDIS_URL, directory=VAR_DIR / "redis", port=opts["redis_port"])
         except embedded.EmbeddedError as exc:
             raise CommandError(str(exc)) from exc

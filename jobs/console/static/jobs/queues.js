@@ -41,8 +41,8 @@
     return td;
   }
 
-  function updateWorkers(workers) {
-    var body = document.querySelector("#workers-table tbody");
+  function updateWorkers(table, workers) {
+    var body = document.querySelector(table + " tbody");
     if (!body) return;
     var rows = document.createDocumentFragment();
     workers.forEach(function (w) {
@@ -68,7 +68,7 @@
     if (!workers.length) {
       var tr = document.createElement("tr");
       tr.className = "jc-empty";
-      cell(tr, "No workers have reported in the last hour.").colSpan = 8;
+      cell(tr, body.dataset.empty || "None.").colSpan = 8;
       rows.appendChild(tr);
     }
     body.replaceChildren(rows);
@@ -83,7 +83,9 @@
       })
       .then(function (data) {
         data.queues.forEach(updateQueue);
-        updateWorkers(data.workers);
+        updateWorkers("#workers-table", data.workers);
+        updateWorkers("#stopped-workers-table", data.stopped);
+        document.getElementById("stopped-count").textContent = data.stopped.length;
         redis.textContent = data.redis ? "connected" : "unreachable";
         redis.className = "jc-flag " + (data.redis ? "ok" : "bad");
         status.dataset.state = "live";
