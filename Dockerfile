@@ -31,7 +31,7 @@ VOLUME ["/app/var"]
 EXPOSE 8000
 ENV PORT=8000
 
-# Migrate, make sure an admin exists (ADMIN_USERNAME / ADMIN_PASSWORD, else a generated
-# password printed once and kept in var/admin-password.txt), then run everything.
+# `serve` migrates, makes sure an admin exists (ADMIN_USERNAME / ADMIN_PASSWORD, else a generated
+# password printed once and kept in var/admin-password.txt), then runs everything.
 # ALLOWED_HOSTS must name the host the console is reached by when it is not localhost.
-CMD ["sh", "-c", "python manage.py migrate --no-input && python manage.py ensure_admin && exec python manage.py serve --host 0.0.0.0"]
+CMD ["python", "manage.py", "serve", "--host", "0.0.0.0"]

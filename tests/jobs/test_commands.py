@@ -77,6 +77,21 @@ def test_create_api_key_prints_a_working_key_once() -> None:
         run("create_api_key", "nobody")
 
 
+def test_create_api_key_with_create_makes_a_plain_user_whose_key_enqueues() -> None:
+    """The README's API quick start: a plain user and a key from a shell, then the API with that key."""
+    from rest_framework.test import APIClient
+
+    raw = run("create_api_key", "carol", "--create").strip()
+    carol = get_user_model().objects.get(username="carol")
+    assert not carol.is_staff and not carol.has_usable_password() and user_for_key(raw) == carol
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+    created = client.post("/api/jobs", {"type": "echo", "payload": {"hello": "world"}}, format="json")
+    assert created.status_code == 201
+    assert client.get(f"/api/jobs/{created.json()['id']}").json()["status"] == "waiting"
+    assert run("create_api_key", "carol", "--create").strip() != raw  # a second key for the same user
+
+
 def test_reconcile_reports_what_it_requeued(clean_redis) -> None:
     services.enqueue(JobSpec(type="noop"))
     Job.objects.update(updated_at="2000-01-01T00:00:00Z")

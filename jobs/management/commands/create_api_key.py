@@ -1,4 +1,4 @@
-"""`manage.py create_api_key USER [--name NAME]`: print a new API key once."""
+"""`manage.py create_api_key USER [--name NAME] [--create]`: print a new API key once."""
 from __future__ import annotations
 
 from typing import Any
@@ -15,11 +15,16 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("username")
         parser.add_argument("--name", default="cli")
+        parser.add_argument("--create", action="store_true", help="create the user first if there is none: a plain account (not staff, no password)")
 
     def handle(self, *args: Any, **opts: Any) -> None:
-        user = get_user_model().objects.filter(username=opts["username"]).first()
+        users = get_user_model()._default_manager
+        user = users.filter(username=opts["username"]).first()
+        if user is None and opts["create"]:
+            user = users.create_user(opts["username"])  # type: ignore[attr-defined]
+            self.stderr.write(f"created user {user} (not staff: sees only its own jobs)")
         if user is None:
-            raise CommandError(f"no user {opts['username']!r}")
+            raise CommandError(f"no user {opts['username']!r} (--create makes one)")
         key, raw = create_api_key(user=user, name=opts["name"])
         self.stdout.write(raw)
         self.stderr.write(f"API key {key.prefix}… for {user}: send it as 'Authorization: Bearer <key>'. It will not be shown again.")
