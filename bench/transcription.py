@@ -38,12 +38,15 @@ import time
 import uuid
 import wave
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 # The tests' audio helpers (espeak-ng speech, in-order word matching). The project root goes last
 # on sys.path: this script's own folder stays first, so bench/engine.py is found as `engine`.
 sys.path.append(str(Path(__file__).resolve().parent.parent))
 from tests.transcription import audio  # noqa: E402
+
+if TYPE_CHECKING:
+    from jobs.access import User
 
 QUEUE = "transcription"
 WORKER_PREFIX = "bench-tx-"
@@ -214,7 +217,7 @@ def full_once(api: Api, path: Path, poll: float, worker_pid: int, server_pid: in
     }
 
 
-def enqueue(user: Any, path: Path) -> str:
+def enqueue(user: User, path: Path) -> str:
     from transcription import services
 
     with path.open("rb") as fh:
@@ -235,7 +238,7 @@ def wait_jobs(ids: list[str], timeout: float, every: float = 0.05) -> None:
         raise RuntimeError(f"jobs did not complete: {bad}")
 
 
-def warm_workers(user: Any, names: list[str], clip: Path, timeout: float = 120) -> None:
+def warm_workers(user: User, names: list[str], clip: Path, timeout: float = 120) -> None:
     """Transcribe until every named worker has run one job (so each has loaded the model)."""
     from jobs.models import Job
 
@@ -246,7 +249,7 @@ def warm_workers(user: Any, names: list[str], clip: Path, timeout: float = 120) 
         wait_jobs([enqueue(user, clip) for _ in names], timeout)
 
 
-def throughput(user: Any, clips: list[tuple[Path, str]], workers: list[str]) -> dict[str, float]:
+def throughput(user: User, clips: list[tuple[Path, str]], workers: list[str]) -> dict[str, float]:
     """Queue every clip while the queue is paused, resume, wait; first start -> last completion."""
     from django.db.models import Count, Max, Min
 

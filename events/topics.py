@@ -39,8 +39,8 @@ def can_see(kind: str, user: Viewer | None, id: str) -> bool:
         check = _TOPICS[kind]
     except KeyError:
         raise UnknownTopic(kind) from None
-    # Anonymous and inactive accounts see nothing: each check goes through jobs.access.
-    return user is not None and bool(check(user, id))
+    # Anonymous and inactive accounts see nothing, whatever a registered check would say.
+    return user is not None and access.is_member(user) and bool(check(user, id))
 
 
 def group_name(kind: str, id: str) -> str:

@@ -6,11 +6,13 @@ and name the owner field; they never test `is_staff` themselves.
 """
 from __future__ import annotations
 
-from typing import TypeAlias, TypeVar
+from typing import TypeAlias, TypeVar, cast
 
 from django.contrib.auth import models as auth_models
 from django.contrib.auth.models import AnonymousUser
 from django.db.models import Model, QuerySet
+
+from jobs.exceptions import NotSignedIn
 
 #: An account: a job's owner, an operator acting in the console. settings.AUTH_USER_MODEL is
 #: Django's own User here; a project that swaps it changes this alias with it.
@@ -23,14 +25,19 @@ M = TypeVar("M", bound=Model)
 
 def is_operator(user: Viewer | None) -> bool:
     """An active staff account: sees every owner's rows and may run queue-wide operations."""
-    return bool(user is not None and user.is_authenticated and getattr(user, "is_active", False) and getattr(user, "is_staff", False))
+    return is_member(user) and bool(getattr(user, "is_staff", False))
+
+
+def is_member(user: Viewer | None) -> bool:
+    """A signed-in, active account: may see its own rows (an operator sees everyone's)."""
+    return bool(user is not None and user.is_authenticated and getattr(user, "is_active", False))
 
 
 def visible(queryset: QuerySet[M], user: Viewer | None, *, owner: str = "owner") -> QuerySet[M]:
     """The rows of `queryset` that `user` may see: all for an operator, those whose `owner` is the user otherwise."""
     if is_operator(user):
         return queryset
-    if user is None or not user.is_authenticated or not getattr(user, "is_active", False):
+    if not is_member(user):
         return queryset.none()
     return queryset.filter(**{owner: user})
 
@@ -40,6 +47,16 @@ def can_see(user: Viewer | None, queryset: QuerySet[M], pk: object, *, owner: st
     return visible(queryset, user, owner=owner).filter(pk=pk).exists()
 
 
+def signed_in(user: Viewer | None) -> User:
+    """The account behind a request (its views already require one): the owner of what it creates."""
+    owner = account(user)
+    if owner is None:
+        raise NotSignedIn("sign in, or send an API key as 'Authorization: Bearer <key>'")
+    return owner
+
+
 def account(user: Viewer | None) -> User | None:
     """The account to record as owner or actor: None for anonymous or system callers."""
-    return user if isinstance(user, auth_models.AbstractBaseUser) and user.pk is not None else None
+    if isinstance(user, auth_models.AbstractBaseUser) and user.pk is not None:
+        return cast(User, user)  # an instance of settings.AUTH_USER_MODEL, whatever it is
+    return None

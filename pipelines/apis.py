@@ -8,6 +8,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jobs import access
 from jobs.api.errors import errors
 from jobs.api.inputs import body
 from jobs.api.pagination import PAGE_PARAMS, paginated
@@ -56,7 +57,7 @@ class ProjectListCreateApi(APIView):
     def post(self, request: Request) -> Response:
         data = body(ProjectCreateInputSerializer, request)
         project = services.create_project(
-            owner=request.user, upload=data["file"], upload_name=data["file"].name or "media",
+            owner=access.signed_in(request.user), upload=data["file"], upload_name=data["file"].name or "media",
             source_language=data["sourceLanguage"], target_language=data["targetLanguage"], premium=data["premium"],
         )
         return Response(ProjectDetailOutputSerializer(project).data, status=status.HTTP_201_CREATED)

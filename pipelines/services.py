@@ -15,12 +15,12 @@ from django.utils import timezone
 
 from events import broadcast
 from jobs import services as job_services
-from jobs.access import Viewer
-from jobs.exceptions import InvalidTransition
+from jobs.access import User, Viewer, account
+from jobs.exceptions import InvalidTransition, JobsError
 from jobs.models import PENDING, Job, Status
 from jobs.services import JobChange, JobSpec
 from pipelines import definitions, selectors
-from pipelines.exceptions import PipelineError, PipelineInputError, ProjectStateError
+from pipelines.exceptions import PipelineInputError, ProjectStateError
 from pipelines.models import Project, StageReview, StageRun
 from transcription import sources
 
@@ -60,7 +60,7 @@ def _announce(project: Project, target: str) -> None:
     transaction.on_commit(lambda: broadcast.publish("project", project.pk, event))
 
 
-def _locked(project_id: str, *, user: Any = None) -> Project:
+def _locked(project_id: str, *, user: Viewer | None = None) -> Project:
     """The project row, visible to `user` and locked for this transaction."""
     selectors.project_get(project_id, user=user)  # 404 before locking anything
     return Project.objects.select_for_update().get(pk=str(project_id))
@@ -88,7 +88,7 @@ def _language(field: str, value: str) -> str:
 
 
 def create_project(
-    *, owner: Any, upload: IO[bytes], upload_name: str, source_language: str, target_language: str,
+    *, owner: User, upload: IO[bytes], upload_name: str, source_language: str, target_language: str,
     premium: bool = False, pipeline: str = "dubbing",
 ) -> Project:
     """Store the source media, write the project and enqueue its first stage."""
@@ -110,7 +110,7 @@ def _review_run(project: Project) -> tuple[definitions.Stage, StageRun]:
     return definitions.get(project.pipeline).stage(run.stage), run
 
 
-def approve(*, project_id: str, reviewer: Any, edited_output: Any = None, user: Any = None, source: str = "api") -> Project:
+def approve(*, project_id: str, reviewer: Viewer, edited_output: Any = None, user: Viewer | None = None, source: str = "api") -> Project:
     """Approve the stage awaiting review (optionally with an edited output) and enqueue the next stage."""
     if edited_output is not None and not isinstance(edited_output, dict):
         raise PipelineInputError("invalid output", extra={"output": ["must be a JSON object like the stage's output"]})
@@ -118,7 +118,7 @@ def approve(*, project_id: str, reviewer: Any, edited_output: Any = None, user: 
         project = _locked(project_id, user=user)
         stage, run = _review_run(project)
         approved = edited_output if edited_output is not None else run.output
-        StageReview.objects.create(stage_run=run, reviewer=_user(reviewer), decision=StageReview.Decision.APPROVE, approved_output=approved)
+        StageReview.objects.create(stage_run=run, reviewer=account(reviewer), decision=StageReview.Decision.APPROVE, approved_output=approved)
         _advance(project, stage, output=approved)
         job_services.record_action(
             actor=reviewer, action="stage_approve", queue=stage.queue, job_ids=[run.job_id] if run.job_id else [],
@@ -128,14 +128,14 @@ def approve(*, project_id: str, reviewer: Any, edited_output: Any = None, user: 
     return project
 
 
-def reject(*, project_id: str, reviewer: Any, notes: str, user: Any = None, source: str = "api") -> Project:
+def reject(*, project_id: str, reviewer: Viewer, notes: str, user: Viewer | None = None, source: str = "api") -> Project:
     """Reject the stage awaiting review with notes and run that stage again (a new stage run)."""
     if not (notes or "").strip():
         raise PipelineInputError("notes are required to reject", extra={"notes": ["say what is wrong"]})
     with transaction.atomic():
         project = _locked(project_id, user=user)
         stage, run = _review_run(project)
-        StageReview.objects.create(stage_run=run, reviewer=_user(reviewer), decision=StageReview.Decision.REJECT, notes=notes.strip())
+        StageReview.objects.create(stage_run=run, reviewer=account(reviewer), decision=StageReview.Decision.REJECT, notes=notes.strip())
         _start(project, stage, input=run.input)
         job_services.record_action(
             actor=reviewer, action="stage_reject", queue=stage.queue, job_ids=[run.job_id] if run.job_id else [],
@@ -160,14 +160,14 @@ def review_many(
                 approve(project_id=project_id, reviewer=reviewer, source=source)
             else:
                 reject(project_id=project_id, reviewer=reviewer, notes=notes, source=source)
-        except PipelineError as exc:
+        except JobsError as exc:  # the project's own state, or its next stage refused by the engine
             refused[project_id] = exc.message
         else:
             done.append(project_id)
     return done, refused
 
 
-def rerun_from(*, project_id: str, stage: str, actor: Any, user: Any = None, source: str = "api") -> Project:
+def rerun_from(*, project_id: str, stage: str, actor: Viewer | None, user: Viewer | None = None, source: str = "api") -> Project:
     """Operators: run the project again from `stage`, with the previous stage's approved output as input."""
     with transaction.atomic():
         project = _locked(project_id, user=user)
@@ -186,7 +186,7 @@ def rerun_from(*, project_id: str, stage: str, actor: Any, user: Any = None, sou
     return project
 
 
-def _cancel_pending(project: Project, *, actor: Any, source: str) -> None:
+def _cancel_pending(project: Project, *, actor: Viewer | None, source: str) -> None:
     """Stop the project's unfinished jobs; their runs are superseded, so the hook ignores how they end."""
     for job_id in Job.objects.filter(group_ref=project.pk, status__in=[*PENDING, Status.ACTIVE]).values_list("id", flat=True):
         try:
@@ -202,10 +202,6 @@ def _advance(project: Project, stage: definitions.Stage, *, output: Any) -> None
         _start(project, following, input=output)
     else:
         _move(project, P.COMPLETED, completed_at=timezone.now())
-
-
-def _user(actor: Any) -> Any:
-    return actor if getattr(actor, "pk", None) else None
 
 
 # -- the jobs hook ------------------------------------------------------------------------------

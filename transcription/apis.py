@@ -11,6 +11,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jobs import access
 from jobs.api.errors import errors
 from transcription import formats, selectors, services
 from transcription.models import Transcription
@@ -87,7 +88,7 @@ class TranscriptionListCreateApi(APIView):
         data = s.validated_data
         upload = data.get("file")
         row, job = services.request_transcription(
-            owner=request.user, upload=upload, upload_name=getattr(upload, "name", ""), audio_url=data.get("audioUrl"),
+            owner=access.signed_in(request.user), upload=upload, upload_name=getattr(upload, "name", ""), audio_url=data.get("audioUrl"),
             model=data.get("model"), format=data.get("format"), tier=data.get("tier"), language=data.get("language"),
         )
         return Response({"transcriptionId": row.id, "jobId": job.id, "status": job.status}, status=status.HTTP_201_CREATED)

@@ -10,6 +10,7 @@ from django.db import transaction
 from jobs import services as job_services
 from jobs.services import JobSpec
 from jobs.exceptions import ErrorKind, JobCancelled, PermanentError
+from jobs.access import User
 from jobs.models import Job
 from jobs.tasks import JobContext
 from transcription import engine, formats, sources
@@ -29,7 +30,7 @@ def _choice(field: str, value: str | None, choices: Any, default: str) -> str:
 
 def request_transcription(
     *,
-    owner: Any,
+    owner: User,
     upload: IO[bytes] | None = None,
     upload_name: str = "",
     audio_url: str | None = None,

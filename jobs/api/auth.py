@@ -11,6 +11,7 @@ from django.utils import timezone
 from rest_framework import authentication, exceptions
 
 from jobs.engine import audit
+from jobs.access import User, Viewer
 from jobs.models import ApiKey
 
 PREFIX = "jc_"
@@ -22,14 +23,14 @@ def hash_key(raw: str) -> str:
     return hashlib.sha256(raw.encode()).hexdigest()
 
 
-def create_api_key(*, user: Any, name: str = "default") -> tuple[ApiKey, str]:
+def create_api_key(*, user: User, name: str = "default") -> tuple[ApiKey, str]:
     """Make a key for `user`; returns the row and the raw key, which is never stored or shown again."""
     raw = PREFIX + secrets.token_urlsafe(32)
     key = ApiKey.objects.create(user=user, name=name, prefix=raw[:10], key_hash=hash_key(raw))
     return key, raw
 
 
-def revoke_api_keys(key_ids: Iterable[int], *, actor: Any = None, source: str = "admin") -> int:
+def revoke_api_keys(key_ids: Iterable[int], *, actor: Viewer | None = None, source: str = "admin") -> int:
     """Revoke keys that are still active (audited); returns how many were revoked."""
     ids = list(key_ids)
     with transaction.atomic():

@@ -42,7 +42,7 @@ class JobListCreateApi(APIView):
         data = body(JobCreateInputSerializer, request)
         spec = services.JobSpec(
             type=data["type"], payload=data["payload"], priority=data["priority"], delay=data.get("delay"),
-            idempotency_key=data.get("idempotencyKey"), owner=access.account(request.user),
+            idempotency_key=data.get("idempotencyKey"), owner=access.signed_in(request.user),
         )
         job, created = services.enqueue(spec, from_api=True)
         return Response(JobOutputSerializer(job).data, status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)

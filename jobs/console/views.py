@@ -12,7 +12,6 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Q
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -57,10 +56,11 @@ def worker_state(beat: WorkerHeartbeat, *, stale: datetime) -> str:
 
 
 def worker_rows(now: datetime | None = None) -> list[dict[str, Any]]:
-    """Running workers and those stopped within STOPPED_SHOWN, most recently seen first."""
+    """Workers seen within STOPPED_SHOWN, most recently seen first: running, stale (no heartbeat lately, maybe killed)
+    or stopped. A worker killed long ago is not listed (the scheduler forgets it after a day)."""
     now = now or timezone.now()
     stale = stale_before()
-    beats = WorkerHeartbeat.objects.filter(Q(stopped_at__isnull=True) | Q(stopped_at__gte=now - STOPPED_SHOWN)).order_by("-last_seen")[:100]
+    beats = WorkerHeartbeat.objects.filter(last_seen__gte=now - STOPPED_SHOWN).order_by("-last_seen")[:100]
     return [
         {
             "name": b.name,

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from typing import Any, Iterable
 
+from jobs.access import Viewer, account
 from jobs.models import AuditEntry
 
 MAX_IDS = 1000
 
 
-def record(*, actor: Any, action: str, queue: str = "", job_ids: Iterable[str] = (), detail: dict[str, Any] | None = None, source: str = "admin") -> AuditEntry:
+def record(*, actor: Viewer | None, action: str, queue: str = "", job_ids: Iterable[str] = (), detail: dict[str, Any] | None = None, source: str = "admin") -> AuditEntry:
     """Write one audit entry (the first MAX_IDS job ids are kept; `count` has them all)."""
     ids = list(job_ids)
-    user = actor if getattr(actor, "pk", None) else None
+    user = account(actor)
     return AuditEntry.objects.create(
         actor=user, action=action, queue=queue, job_ids=ids[:MAX_IDS], count=len(ids), detail=detail or {}, source=source
     )

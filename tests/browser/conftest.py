@@ -1,6 +1,6 @@
 """A real Chromium driven by Playwright against pytest-django's live server.
 
-Uses the system's chromium (never `playwright install`); the tests skip when it is not installed.
+Uses the system's chromium (never `playwright install`); without it the tests skip locally and fail under CI=true (tests/tools.py).
 """
 from __future__ import annotations
 

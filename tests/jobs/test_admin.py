@@ -259,13 +259,14 @@ def test_workers_table_shows_heartbeats(admin_client: Client, burst: Any) -> Non
     WorkerHeartbeat.objects.create(name="w-alive", hostname="h", pid=1, queues=["default"], started_at=now, last_seen=now, current_job_id="abc123")
     WorkerHeartbeat.objects.create(name="w-stale", hostname="h", pid=2, queues=["default"], started_at=now, last_seen=now - timezone.timedelta(minutes=5))
     WorkerHeartbeat.objects.create(name="w-gone", hostname="h", pid=3, queues=["default"], started_at=now, last_seen=now - timedelta(hours=2), stopped_at=now - timedelta(hours=2))
+    WorkerHeartbeat.objects.create(name="w-killed-long-ago", hostname="h", pid=4, queues=["default"], started_at=now, last_seen=now - timedelta(hours=2))
     data = admin_client.get(COUNTS).json()
     assert {w["name"]: w["state"] for w in data["workers"]} == {"w-alive": "alive", "w-stale": "stale"}
     assert {w["name"]: w["state"] for w in data["stopped"]} == {worker.name: "stopped"}  # apart, and only for an hour
     page = admin_client.get(QUEUES).content.decode()
     running, stopped = page.split('id="stopped-workers"')
     assert "w-alive" in running and reverse("admin:jobs_job_change", args=["abc123"]) in running and worker.name not in running
-    assert "<details" in running[-40:] and worker.name in stopped and "w-gone" not in page
+    assert "<details" in running[-40:] and worker.name in stopped and "w-gone" not in page and "w-killed-long-ago" not in page
 
 
 # -- API keys and the audit log ---------------------------------------------------------------

@@ -33,7 +33,7 @@ def test_retry_in_chunks_resolves_each_letter_once_and_audits_once(burst: Callab
         assert (new.type, new.payload, new.retry_of_id, new.status) == (job.type, job.payload, job.id, "waiting")
         assert DeadLetter.objects.get(job=job).retry_job_id == new.id
     entry = AuditEntry.objects.get(action="dlq_retry")
-    assert (entry.actor, entry.detail) == (staff, {"retried": 5, "skipped": 1})
+    assert (entry.actor, entry.queue, entry.detail) == (staff, "default", {"retried": 5, "skipped": 1})
 
     again, skipped = services.retry_dead_letters([j.id for j in jobs], actor=staff)  # a second click retries nothing
     assert again == {} and set(skipped) == {j.id for j in jobs}

@@ -26,6 +26,7 @@ from tests.jobs.engine_support import (
     wait_for,
     wait_status,
     wait_worker_ready,
+    watching_redis,
 )
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -86,12 +87,15 @@ def test_pausing_one_queue_leaves_the_others_running(burst, queues) -> None:
     assert (Job.objects.get(pk=held.id).status, Job.objects.get(pk=free.id).status) == (W, C)
 
 
-def test_a_running_worker_process_honours_pause_and_resume(worker_process) -> None:
+def test_a_running_worker_process_honours_pause_and_resume(worker_process, settings) -> None:
     services.set_paused("default", paused=True)
     proc = worker_process("default")
     wait_worker_ready(proc)
-    job, _ = services.enqueue(JobSpec(type="noop"))
-    time.sleep(1.5)  # proving a negative: a worker polling every second must leave it alone
+    with watching_redis(settings.REDIS_URL) as seen:
+        job, _ = services.enqueue(JobSpec(type="noop"))
+        # Proving a negative: the worker has looked at the paused set twice since the job was in its list.
+        seen("SMEMBERS", broker.PAUSED_KEY)
+        seen("SMEMBERS", broker.PAUSED_KEY)
     assert Job.objects.get(pk=job.id).status == W
 
     services.set_paused("default", paused=False)
@@ -113,7 +117,7 @@ def test_cancelling_a_waiting_or_delayed_job_means_it_never_runs(burst) -> None:
     assert broker.carried_ids("default") == {bystander.id}
 
     broker.push([broker.Carried(waiting.id, "default", 5, 60)])  # a stale copy left in Redis
-    time.sleep(0.02)
+    wait_for(lambda: timezone.now() > delayed.run_at, timeout=2, what="the cancelled delayed job to be due")
     assert scheduler.promote_due() == 0  # a cancelled delayed job is not promoted
     burst()
 

@@ -15,6 +15,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand
 
 from config.env import VAR_DIR
+from jobs.access import User
 from launcher.embedded import admin_request
 
 PASSWORD_FILE = VAR_DIR / "admin-password.txt"
@@ -51,7 +52,7 @@ class Command(BaseCommand):
         self.stdout.write(self.style.SUCCESS(f"created admin user {request.username!r}"))
         self.stdout.write(f"log in at {opts['url']} as {request.username} / {request.password}{where}")
 
-    def _report_existing(self, user: Any, password_file: Path, url: str) -> None:
+    def _report_existing(self, user: User, password_file: Path, url: str) -> None:
         saved = password_file.read_text().strip() if password_file.exists() else ""
         if saved and user.check_password(saved):
             self.stdout.write(f"log in at {url} as {user.username}; password in {_shown(password_file)}")

@@ -23,9 +23,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 from honcho.printer import Message
 
-from launcher import embedded
 from config.env import BASE_DIR, VAR_DIR
 from jobs import selectors
+from launcher import embedded
 
 
 def plan(*, host: str, port: int) -> list[tuple[str, list[str]]]:
