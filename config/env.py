@@ -175,6 +175,7 @@ class Env:
     admin_username: str = ""
     admin_password: str = field(default="", repr=False)
     port: int = 8000
+    fault_point: str = ""
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
@@ -234,5 +235,6 @@ def read_env(env: Mapping[str, str] | None = None) -> Env:
         admin_username=env.get("ADMIN_USERNAME", "").strip(),
         admin_password=env.get("ADMIN_PASSWORD", ""),
         port=_port(env, "PORT", 8000),
+        fault_point=env.get("JOBS_FAULT_POINT", "").strip(),
         **_storage(env),
     )

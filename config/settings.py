@@ -220,6 +220,8 @@ JOBS_CANCEL_GRACE = ENV.cancel_grace
 JOBS_SHUTDOWN_GRACE = ENV.shutdown_grace
 JOBS_TASK_MODULES = ["jobs.samples", "transcription.tasks", "pipelines.tasks"]
 METRICS_TOKEN = ENV.metrics_token
+# Fault injection for the outbox's tests (tests/faults): a process exits where this names. Never set in production.
+JOBS_FAULT_POINT = ENV.fault_point
 
 # `make run` (launcher): the first admin (generated when not given) and the web server's port.
 ADMIN_USERNAME = ENV.admin_username

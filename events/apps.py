@@ -15,4 +15,4 @@ class EventsConfig(AppConfig):
         from jobs import services
 
         topics.register_builtin()
-        services.register_hook(broadcast.on_job_change)
+        services.register_hook("events.broadcast", broadcast.on_job_change)

@@ -10,7 +10,7 @@ from django.db.models import Q
 # Re-exported: the job states that other apps compare against (jobs.models.Status, PENDING, FINAL).
 from jobs.engine.states import FINAL, PENDING, Status
 
-__all__ = ["FINAL", "PENDING", "Status", "ApiKey", "AuditEntry", "DeadLetter", "Job", "JobEvent", "QueueCount", "QueueState", "WorkerHeartbeat", "new_job_id"]
+__all__ = ["FINAL", "PENDING", "Status", "ApiKey", "AuditEntry", "DeadLetter", "HookDelivery", "Job", "JobEvent", "QueueCount", "QueueState", "WorkerHeartbeat", "new_job_id"]
 
 
 def new_job_id() -> str:
@@ -74,12 +74,21 @@ class Job(models.Model):
 
 
 class JobEvent(models.Model):
-    """One status change (or a notable moment) of a job. Queue stats are folded from these rows."""
+    """One status change (or a notable moment) of a job, written in the transaction of the change.
+
+    It is the job's history, the source of queue stats, and the outbox of the hooks: a change that
+    hooks consume is written `delivered=False` with what they need (type, group, owner, and in
+    `data` the result or the error), and is marked delivered once every hook has had it
+    (jobs.engine.outbox). Events live as long as their job.
+    """
 
     id = models.BigAutoField(primary_key=True)
     # No database constraint: a cleaned job's events outlive it until the stats fold them.
     job = models.ForeignKey(Job, on_delete=models.DO_NOTHING, db_constraint=False, related_name="events")
     queue = models.CharField(max_length=100)
+    type = models.CharField(max_length=200, blank=True, default="", db_default="")
+    group_ref = models.CharField(max_length=100, null=True, blank=True)
+    owner_id = models.IntegerField(null=True, blank=True)
     from_status = models.CharField(max_length=16, null=True, blank=True)
     to_status = models.CharField(max_length=16, null=True, blank=True, help_text="Empty when the job was removed.")
     message = models.TextField(blank=True, default="")
@@ -88,16 +97,49 @@ class JobEvent(models.Model):
     # Set once the event's change is added to QueueCount. A database default, because the worker's
     # one-statement transitions and COPY insert events without naming this column.
     folded = models.BooleanField(default=False, db_default=False)
+    # False until every hook has had the change (or its failure is a HookDelivery to retry); events
+    # that no hook consumes (a promotion, a cancel request, a removal) are written True.
+    delivered = models.BooleanField(default=True, db_default=True)
 
     class Meta:
         ordering = ["id"]
         indexes = [
             models.Index(fields=["job", "id"], name="jobevent_job"),
             models.Index(fields=["id"], name="jobevent_unfolded", condition=Q(folded=False)),
+            models.Index(fields=["job", "id"], name="jobevent_undelivered", condition=Q(delivered=False)),
         ]
 
     def __str__(self) -> str:
         return f"{self.from_status or '-'} -> {self.to_status or 'removed'}"
+
+
+class HookDelivery(models.Model):
+    """One hook's delivery of one job event that did not go through at once: retried with backoff, then stuck.
+
+    Written when a hook raises, and for the later events of the same job and hook, which wait
+    behind it (a hook sees a job's changes in order). An operator retries a stuck one.
+    """
+
+    event_id = models.BigIntegerField()
+    job_id = models.CharField(max_length=64)
+    consumer = models.CharField(max_length=100)
+    attempts = models.SmallIntegerField(default=0)
+    next_at = models.DateTimeField()
+    last_error = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+    stuck = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["event_id"]
+        verbose_name_plural = "hook deliveries"
+        constraints = [models.UniqueConstraint(fields=["event_id", "consumer"], name="hookdelivery_unique")]
+        indexes = [
+            models.Index(fields=["job_id", "consumer", "event_id"], name="hookdelivery_open", condition=Q(done_at__isnull=True)),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.consumer} event {self.event_id} ({'stuck' if self.stuck else 'done' if self.done_at else 'pending'})"
 
 
 class QueueCount(models.Model):

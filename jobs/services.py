@@ -16,10 +16,10 @@ from redis.exceptions import RedisError
 
 from jobs import selectors
 from jobs.access import User, Viewer, account
-from jobs.engine import audit, broker, bulk, conf, hooks, intake, retention, sql
+from jobs.engine import audit, broker, bulk, conf, hooks, intake, outbox, retention, sql
 from jobs.engine.hooks import JobChange
 from jobs.engine.intake import JobSpec
-from jobs.engine.states import FINAL, PENDING, Status, transition
+from jobs.engine.states import FINAL, PENDING, Move, Status, move
 from jobs.exceptions import InvalidInput, InvalidTransition, NotFound
 from jobs.models import DeadLetter, Job, JobEvent, QueueState
 
@@ -57,8 +57,9 @@ def enqueue(spec: JobSpec, *, from_api: bool = False) -> tuple[Job, bool]:
     try:
         with transaction.atomic():
             job.save(force_insert=True)
-            JobEvent.objects.create(job_id=job.id, queue=job.queue, from_status=None, to_status=job.status, message="created", at=now)
-            intake.carry([job])
+            event = intake.created_event(job, now)
+            event.save(force_insert=True)
+            intake.carry([job], [outbox.change_of(event)])
     except IntegrityError:
         if key:
             return Job.objects.get(idempotency_key=key), False
@@ -84,15 +85,15 @@ def enqueue_many(specs: Iterable[JobSpec], *, batch_size: int = 2000) -> list[Jo
             existing[key] = job
         new.append(job)
         out.append(job)
-    events = [JobEvent(job_id=j.id, queue=j.queue, from_status=None, to_status=j.status, message="created", at=now) for j in new]
+    events = [intake.created_event(j, now) for j in new]
     with transaction.atomic():
         if connection.vendor == "postgresql":
             sql.copy_rows(Job, new)
-            sql.copy_rows(JobEvent, events)
+            sql.copy_rows(JobEvent, events)  # takes the events' ids from their sequence first
         else:
             Job.objects.bulk_create(new, batch_size=batch_size)
             JobEvent.objects.bulk_create(events, batch_size=batch_size)
-        intake.carry(new)
+        intake.carry(new, [outbox.change_of(e) for e in events])
     return out
 
 
@@ -104,14 +105,18 @@ def cancel(job_id: str, *, actor: Viewer | None = None, user: Viewer | None = No
     job = selectors.job_get(job_id, user=user)
     if job.status in PENDING:
         try:
-            transition(job.id, queue=job.queue, source=tuple(PENDING), target=Status.CANCELLED, message="cancelled", completed_at=timezone.now(), error_kind="CANCELLED", failed_reason="cancelled before it ran")
+            moved = move(
+                job.id, queue=job.queue, source=tuple(PENDING), target=Status.CANCELLED, message="cancelled",
+                data={"error": "cancelled before it ran"}, completed_at=timezone.now(), error_kind="CANCELLED", failed_reason="cancelled before it ran",
+            )
         except InvalidTransition as exc:
             if exc.current != Status.ACTIVE:
                 raise
             job.status = Status.ACTIVE  # a worker claimed it meanwhile: ask it to stop instead
         else:
             job.status = Status.CANCELLED
-            bulk.tell([job], "cancelled", unlist=True)
+            change = JobChange.of(job, "cancelled", Status.CANCELLED, event_id=moved.event_id, error="cancelled before it ran")
+            _unlist_and_tell(job, change, moved)
     elif job.status != Status.ACTIVE:
         raise InvalidTransition(job.id, job.status, Status.CANCELLED)
     if job.status == Status.ACTIVE:
@@ -129,12 +134,15 @@ def retry(job_id: str, *, actor: Viewer | None = None, user: Viewer | None = Non
     """Run a failed or cancelled job again, with its attempts counted afresh."""
     job = selectors.job_get(job_id, user=user)
     with transaction.atomic():
-        transition(
+        moved = move(
             job.id, queue=job.queue, source=(Status.FAILED, Status.CANCELLED), target=Status.WAITING, message="retried", **RETRY_RESET
         )
         DeadLetter.objects.filter(job_id=job.id, resolved_at__isnull=True).update(resolved_at=timezone.now(), resolution=DeadLetter.Resolution.RETRIED, retry_job_id=job.id)
         job.refresh_from_db()
-        intake.carry([job], event="retried")
+        intake.carry(
+            [job], [JobChange.of(job, "retried", Status.WAITING, event_id=moved.event_id)],
+            blocked=[job.id] if moved.blocked else (), held={job.id: set(moved.held)},
+        )
         if record:
             audit.record(actor=actor, action="retry", queue=job.queue, job_ids=[job.id], source=source)
     return job
@@ -148,8 +156,18 @@ def update_progress(job_id: str, *, progress: float, message: str = "", user: Vi
     if not Job.objects.filter(pk=job.id, status=Status.ACTIVE).update(progress=int(progress), progress_message=message[:500], updated_at=timezone.now()):
         raise InvalidTransition(job.id, job.status, "progress")
     job.progress = int(progress)
-    hooks.fire(JobChange.of(job, "progress", Status.ACTIVE, progress=int(progress), message=message))
+    outbox.deliver([JobChange.of(job, "progress", Status.ACTIVE, progress=int(progress), message=message)])
     return job
+
+
+def _unlist_and_tell(job: Job, change: JobChange, moved: Move) -> None:
+    """After commit: take a cancelled job's id out of Redis's lists, then the hooks get the change."""
+
+    def after_commit() -> None:
+        broker.remove_from_lists(job.id, job.queue, job.priority)
+        outbox.deliver([change], blocked=[job.id] if moved.blocked else (), held={job.id: set(moved.held)})
+
+    transaction.on_commit(after_commit)
 
 
 # -- many jobs ----------------------------------------------------------------------------------
@@ -162,11 +180,13 @@ def retry_many(ids: Iterable[str], *, actor: Viewer | None, source: str = "admin
     for chunk in bulk.chunks(ids):
         with transaction.atomic():
             found = bulk.locked(chunk)
-            moved = bulk.move(found, (Status.FAILED, Status.CANCELLED), Status.WAITING, "retried", **RETRY_RESET)
+            events = bulk.move(found, (Status.FAILED, Status.CANCELLED), Status.WAITING, "retried", **RETRY_RESET)
+            moved = [e.job_id for e in events]
             DeadLetter.objects.filter(job_id__in=moved, resolved_at__isnull=True).update(
                 resolved_at=timezone.now(), resolution=DeadLetter.Resolution.RETRIED, retry_job_id=F("job_id")
             )
-            intake.carry(list(Job.objects.filter(pk__in=moved)), event="retried")
+            told = bulk.changes(events)
+            intake.carry(list(Job.objects.filter(pk__in=moved)), told.changes, blocked=told.blocked, held=told.held)
         done += moved
         skipped.update(bulk.skipped(chunk, set(moved), found, "failed or cancelled"))
     audit.record(actor=actor, action="retry", job_ids=done, detail={"skipped": len(skipped)}, source=source)
@@ -184,16 +204,17 @@ def cancel_many(ids: Iterable[str], *, actor: Viewer | None, source: str = "admi
         now = timezone.now()
         with transaction.atomic():
             found = bulk.locked(chunk)
-            moved = bulk.move(
+            events = bulk.move(
                 found, (Status.WAITING, Status.DELAYED), Status.CANCELLED, "cancelled",
                 completed_at=now, error_kind="CANCELLED", failed_reason="cancelled before it ran",
             )
+            moved = [e.job_id for e in events]
             active = [(i, q) for i, (q, st) in found.items() if st == Status.ACTIVE]
             Job.objects.filter(pk__in=[i for i, _ in active], status=Status.ACTIVE).update(cancel_requested_at=now)
             JobEvent.objects.bulk_create(
                 [JobEvent(job_id=i, queue=q, from_status=Status.ACTIVE, to_status=Status.ACTIVE, message="cancel requested", at=now) for i, q in active]
             )
-            bulk.tell(list(Job.objects.filter(pk__in=moved)), "cancelled", unlist=True)
+            bulk.tell(list(Job.objects.filter(pk__in=moved)), events, unlist=True)
         touched = moved + [i for i, _ in active]
         done += touched
         skipped.update(bulk.skipped(chunk, set(touched), found, "waiting, delayed or active"))
@@ -314,9 +335,13 @@ def discard_dead_letters(job_ids: Iterable[str], *, actor: Viewer | None, source
 # -- for other apps -----------------------------------------------------------------------------
 
 
-def register_hook(hook: hooks.Hook) -> hooks.Hook:
-    """Call `hook(change: JobChange)` after every job change commits, in registration order (apps do this in AppConfig.ready)."""
-    return hooks.register(hook)
+def register_hook(name: str, hook: hooks.Hook) -> hooks.Hook:
+    """Call `hook(change: JobChange)` after every job change commits, in registration order (apps do this in AppConfig.ready).
+
+    Each change reaches the hook at least once and in order per job, retried while it raises: it
+    must be idempotent (`change.event_id` is a key). `name` keys its pending deliveries: keep it stable.
+    """
+    return hooks.register(name, hook)
 
 
 def record_action(*, actor: User | Viewer | None, action: str, queue: str = "", job_ids: Iterable[str] = (), detail: dict[str, Any] | None = None, source: str = "admin") -> None:

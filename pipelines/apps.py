@@ -14,5 +14,5 @@ class PipelinesConfig(AppConfig):
         from jobs import services as job_services
         from pipelines import selectors, services
 
-        job_services.register_hook(services.on_job_change)
+        job_services.register_hook("pipelines.advance", services.on_job_change)
         topics.register_topic("project", selectors.can_see)

@@ -1,13 +1,14 @@
 """The machinery of bulk operations: ids in chunks, each chunk locked and moved with set-based statements in one short transaction."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any, Iterable, Iterator
 
 from django.db import transaction
 
-from jobs.engine import broker, hooks
-from jobs.engine.states import transition_many
-from jobs.models import Job
+from jobs.engine import broker, hooks, outbox
+from jobs.engine.states import transition_many_events
+from jobs.models import Job, JobEvent
 
 #: Bulk operations work through ids in chunks of this size, one short transaction each.
 CHUNK = 500
@@ -41,23 +42,38 @@ def skipped(chunk: list[str], moved: set[str], found: dict[str, tuple[str, str]]
     }
 
 
-def move(found: dict[str, tuple[str, str]], sources: Iterable[str], target: str, message: str, **fields: Any) -> list[str]:
-    """Move the locked rows that are in one of `sources` to `target`, one statement per source; returns the ids moved."""
-    moved: list[str] = []
+def move(found: dict[str, tuple[str, str]], sources: Iterable[str], target: str, message: str, **fields: Any) -> list[JobEvent]:
+    """Move the locked rows that are in one of `sources` to `target`, one statement per source; returns their events."""
+    events: list[JobEvent] = []
     for source in sources:
         rows = [(i, q) for i, (q, st) in found.items() if st == source]
         if rows:
-            moved += transition_many(rows, source=source, target=target, message=message, **fields)
-    return moved
+            events += transition_many_events(rows, source=source, target=target, message=message, **fields)
+    return events
 
 
-def tell(jobs: list[Job], event: str, *, unlist: bool = False) -> None:
-    """After commit, fire the hooks for each job (and with `unlist`, take them out of Redis's lists first)."""
+@dataclass(frozen=True)
+class Told:
+    """A bulk move's changes for the hooks, and what of them waits (outbox.deliver's blocked and held)."""
+
+    changes: list[hooks.JobChange]
+    blocked: set[str]
+    held: dict[str, set[str]]
+
+
+def changes(events: list[JobEvent]) -> Told:
+    """The hooks' changes of a bulk move's events, with the jobs and hooks that must wait for earlier changes."""
+    blocked, held = outbox.waits({e.job_id for e in events}, exclude={e.id for e in events})
+    return Told([outbox.change_of(e) for e in events], blocked, held)
+
+
+def tell(jobs: list[Job], events: list[JobEvent], *, unlist: bool = False) -> None:
+    """After commit: take the jobs out of Redis's lists (with `unlist`), then the hooks get their changes."""
+    told = changes(events)
 
     def fire() -> None:
         if unlist and jobs:
             broker.remove_many((j.id, j.queue, j.priority) for j in jobs)
-        for j in jobs:
-            hooks.fire(hooks.JobChange.of(j, event, j.status))
+        outbox.deliver(told.changes, blocked=told.blocked, held=told.held)
 
     transaction.on_commit(fire)

@@ -1,13 +1,16 @@
 """Extension points called in order after a job's status change commits (not post_save signals).
 
-Other apps register here, e.g. a pipeline enqueues its next stage when a stage's job completes,
-and the events app forwards every change to WebSocket subscribers.
+Other apps register named hooks here, e.g. a pipeline enqueues its next stage when a stage's job
+completes, and the events app forwards every change to WebSocket subscribers. Each change reaches
+each hook at least once and in order per job (jobs.engine.outbox delivers, retries and sweeps).
 """
 from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
 from typing import Any, Callable, Protocol
+
+from django.db import transaction
 
 log = logging.getLogger(__name__)
 
@@ -40,37 +43,75 @@ class JobChange:
     owner_id: int | None = None
     progress: int = 0
     data: dict[str, Any] = field(default_factory=dict)
+    #: The JobEvent that records the change (None for progress, which is not an event): a consumer's idempotency key.
+    event_id: int | None = None
 
     @classmethod
-    def of(cls, job: _JobLike, event: str, status: str, *, progress: int = 0, **data: Any) -> JobChange:
+    def of(cls, job: _JobLike, event: str, status: str, *, progress: int = 0, event_id: int | None = None, **data: Any) -> JobChange:
         """The change `event` of `job`, now in `status`; `data` is what the hooks need of it (error, result, ...)."""
         return cls(
             job_id=job.id, queue=job.queue, type=job.type, event=event, status=status,
-            group_ref=job.group_ref, owner_id=job.owner_id, progress=progress, data=data,
+            group_ref=job.group_ref, owner_id=job.owner_id, progress=progress, data=data, event_id=event_id,
         )
 
 
 Hook = Callable[[JobChange], None]
-_HOOKS: list[Hook] = []
 
 
-def register(hook: Hook) -> Hook:
-    """Add a hook; returns it so this can be used as a decorator."""
-    if hook not in _HOOKS:
-        _HOOKS.append(hook)
+@dataclass(frozen=True)
+class Consumer:
+    """A registered hook and the name its deliveries are tracked by (HookDelivery.consumer)."""
+
+    name: str
+    func: Hook
+
+
+_CONSUMERS: list[Consumer] = []
+
+
+def register(name: str, hook: Hook) -> Hook:
+    """Add a hook under a stable name (it keys the hook's pending deliveries); returns the hook."""
+    for i, existing in enumerate(_CONSUMERS):
+        if existing.name == name:
+            _CONSUMERS[i] = Consumer(name, hook)
+            return hook
+    _CONSUMERS.append(Consumer(name, hook))
     return hook
 
 
-def unregister(hook: Hook) -> None:
+def unregister(name: str) -> None:
     """Remove a hook (tests)."""
-    if hook in _HOOKS:
-        _HOOKS.remove(hook)
+    _CONSUMERS[:] = [c for c in _CONSUMERS if c.name != name]
 
 
-def fire(change: JobChange) -> None:
-    """Call every hook in registration order; one hook's failure is logged and does not stop the rest."""
-    for hook in list(_HOOKS):
-        try:
-            hook(change)
-        except Exception:
-            log.exception("job hook %s failed for %s %s", getattr(hook, "__qualname__", hook), change.event, change.job_id)
+def consumers() -> list[Consumer]:
+    """The registered hooks, in the order they are called."""
+    return list(_CONSUMERS)
+
+
+def call(consumer: Consumer, change: JobChange) -> BaseException | None:
+    """Call one hook with one change; returns what it raised, or None.
+
+    Inside a transaction (the outbox's sweep and retries) the hook runs in a savepoint, so a
+    database error of its own is rolled back with it and the transaction goes on.
+    """
+    try:
+        if transaction.get_connection().in_atomic_block:
+            with transaction.atomic():
+                consumer.func(change)
+        else:
+            consumer.func(change)
+    except Exception as exc:
+        log.warning("job hook %s failed for %s %s: %s", consumer.name, change.event, change.job_id, exc, exc_info=True)
+        return exc
+    return None
+
+
+def fire(change: JobChange) -> list[tuple[str, BaseException]]:
+    """Call every hook in registration order; returns the (name, error) of those that raised, which do not stop the rest."""
+    failures: list[tuple[str, BaseException]] = []
+    for consumer in consumers():
+        error = call(consumer, change)
+        if error is not None:
+            failures.append((consumer.name, error))
+    return failures

@@ -9,15 +9,15 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Sequence
+from typing import Any, Iterable, Sequence
 
 from django.db import transaction
 
 from jobs.access import User, account
-from jobs.engine import broker, conf, hooks, priority, registry
+from jobs.engine import broker, conf, hooks, outbox, priority, registry
 from jobs.engine.states import Status
 from jobs.exceptions import InvalidInput, JobsError
-from jobs.models import Job
+from jobs.models import Job, JobEvent
 
 log = logging.getLogger(__name__)
 
@@ -129,18 +129,35 @@ def skip_reason(spec: JobSpec) -> str | None:
     return None
 
 
-def carry(jobs: Sequence[Job], event: str = "created") -> None:
-    """After commit: hand the waiting ones to RQ and tell the hooks."""
+def created_event(job: Job, now: datetime) -> JobEvent:
+    """The unsaved event of a new job: a change that hooks consume, so it is written undelivered."""
+    return JobEvent(
+        job_id=job.id, queue=job.queue, type=job.type, group_ref=job.group_ref, owner_id=job.owner_id,
+        from_status=None, to_status=job.status, message="created", at=now, delivered=False,
+    )
+
+
+def carry(
+    jobs: Sequence[Job], changes: Sequence[hooks.JobChange], *, blocked: Iterable[str] = (), held: dict[str, set[str]] | None = None,
+) -> None:
+    """After commit: the hooks get the changes, then the waiting jobs go to RQ.
+
+    Hooks first: a job's first change has reached its hooks before any worker can start it, so a
+    hook sees `created` before `started`.
+    """
     waiting = [j for j in jobs if j.status == Status.WAITING]
+    skipped = tuple(blocked)
 
     def after_commit() -> None:
+        try:
+            outbox.deliver(changes, blocked=skipped, held=held)
+        except Exception:
+            log.exception("could not record the delivery of %d job changes; the outbox sweep will deliver them", len(changes))
         if waiting:
             try:
                 broker.push(broker.Carried(j.id, j.queue, j.priority, conf.get_queue(j.queue).timeout) for j in waiting)
             except Exception:
                 # The rows are committed; reconcile hands them to RQ once Redis answers again.
                 log.exception("could not hand %d jobs to Redis; reconcile will", len(waiting))
-        for j in jobs:
-            hooks.fire(hooks.JobChange.of(j, event, j.status))
 
     transaction.on_commit(after_commit)

@@ -1,7 +1,9 @@
 """What a worker (and the scheduler's recovery) does to a job row: claim, complete, fail, requeue.
 
-Every write goes through states.transition and is conditional on the worker still owning the row,
+Every write goes through states.move and is conditional on the worker still owning the row,
 so a job can never complete twice and a recovered job cannot be completed by a worker back from the dead.
+Each move's event carries what the hooks need (the result, the error); the hooks get it through
+jobs.engine.outbox once the move has committed.
 """
 from __future__ import annotations
 
@@ -15,8 +17,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs.engine import broker, conf, hooks, retry
-from jobs.engine.states import Status, transition, transition_returning
+from jobs.engine import broker, conf, outbox, retry
+from jobs.engine.hooks import JobChange
+from jobs.engine.states import Move, Status, move
 from jobs.exceptions import ErrorKind, InvalidTransition, JobError
 from jobs.models import DeadLetter, Job
 
@@ -42,12 +45,20 @@ class Claimed:
 _CLAIMED_FIELDS = ("queue", "type", "payload", "attempts_made", "max_attempts", "priority", "owner_id", "group_ref")
 
 
+def _tell(job: Claimed, moved: Move, event: str, status: str, *, progress: int = 0, **data: Any) -> None:
+    """After the move commits, the hooks get it (or, when the job has an earlier change still in flight, the sweep does)."""
+    change = JobChange.of(job, event, status, progress=progress, event_id=moved.event_id, **data)
+    blocked = (job.id,) if moved.blocked else ()
+    held = {job.id: set(moved.held)}
+    transaction.on_commit(lambda: outbox.deliver([change], blocked=blocked, held=held))
+
+
 def claim(job_id: str, *, queue: str, worker: str) -> Claimed | None:
     """Move a waiting job to active for `worker`; None if it is no longer waiting (cancelled, taken)."""
     now = timezone.now()
     try:
         # The row comes back from the claiming statement itself: no SELECT after the claim.
-        j = transition_returning(
+        moved = move(
             job_id,
             returning=_CLAIMED_FIELDS,
             queue=queue,
@@ -62,25 +73,26 @@ def claim(job_id: str, *, queue: str, worker: str) -> Claimed | None:
         )
     except InvalidTransition:
         return None
+    j = moved.row
     claimed = Claimed(
         id=job_id, queue=j["queue"], type=j["type"], payload=j["payload"], attempt=j["attempts_made"],
         max_attempts=j["max_attempts"], priority=j["priority"], owner_id=j["owner_id"], group_ref=j["group_ref"],
     )
-    hooks.fire(hooks.JobChange.of(claimed, "started", Status.ACTIVE))
+    _tell(claimed, moved, "started", Status.ACTIVE)
     return claimed
 
 
 def complete(job: Claimed, *, worker: str, result: Any) -> bool:
     """Record success; False if the worker no longer owns the job (recovered or cancelled meanwhile)."""
     try:
-        transition(
+        moved = move(
             job.id, queue=job.queue, source=Status.ACTIVE, target=Status.COMPLETED, only_if={"worker_name": worker},
-            result=result, progress=100, completed_at=timezone.now(),
+            data={"result": result}, result=result, progress=100, completed_at=timezone.now(),
         )
     except InvalidTransition:
         log.warning("job %s finished on %s but is no longer its job; result dropped", job.id, worker)
         return False
-    hooks.fire(hooks.JobChange.of(job, "completed", Status.COMPLETED, progress=100, result=result))
+    _tell(job, moved, "completed", Status.COMPLETED, progress=100, result=result)
     return True
 
 
@@ -106,21 +118,22 @@ def fail(job: Claimed, *, worker: str | None, exc: BaseException, kind: ErrorKin
     decision = retry.decide(attempts_made=job.attempt, max_attempts=job.max_attempts, kind=kind, retryable=retryable, backoff=queue.backoff)
     trace = trace if trace is not None else "".join(tb.format_exception(exc))
     only_if = {"worker_name": worker} if worker is not None else None
-    common = dict(error_kind=kind.value, error_class=cls_path, failed_reason=message, traceback=trace[-20000:])
+    common: dict[str, Any] = dict(error_kind=kind.value, error_class=cls_path, failed_reason=message, traceback=trace[-20000:])
     now = timezone.now()
+    told: dict[str, Any] = {"error": message, "kind": kind.value, "delay": decision.delay}
     try:
         if decision.retry:
             run_at = now + timedelta(seconds=decision.delay)
-            transition(
+            moved = move(
                 job.id, queue=job.queue, source=Status.ACTIVE, target=Status.DELAYED, only_if=only_if,
                 message=f"attempt {job.attempt} failed ({kind.value}): {message}; retry in {decision.delay:g}s",
-                data={"delay": decision.delay, "kind": kind.value}, run_at=run_at, **common,
+                data=told, run_at=run_at, **common,
             )
         else:
             with transaction.atomic():
-                transition(
+                moved = move(
                     job.id, queue=job.queue, source=Status.ACTIVE, target=Status.FAILED, only_if=only_if,
-                    message=f"{kind.value}: {message} ({decision.reason})", data={"kind": kind.value},
+                    message=f"{kind.value}: {message} ({decision.reason})", data=told,
                     completed_at=now, **common,
                 )
                 put_in_dead_letters(job.id, queue=job.queue, kind=kind.value, reason=message, owner_id=job.owner_id)
@@ -128,7 +141,7 @@ def fail(job: Claimed, *, worker: str | None, exc: BaseException, kind: ErrorKin
         log.warning("job %s failed on %s but is no longer its job", job.id, worker)
         return ""
     status = Status.DELAYED if decision.retry else Status.FAILED
-    hooks.fire(hooks.JobChange.of(job, "retrying" if decision.retry else "failed", status, error=message, kind=kind.value, delay=decision.delay))
+    _tell(job, moved, "retrying" if decision.retry else "failed", status, **told)
     return status
 
 
@@ -143,29 +156,29 @@ def cancelled(job: Claimed, *, worker: str | None) -> bool:
     """An active job stopped on an operator's request."""
     only_if = {"worker_name": worker} if worker is not None else None
     try:
-        transition(
+        moved = move(
             job.id, queue=job.queue, source=Status.ACTIVE, target=Status.CANCELLED, only_if=only_if,
-            message="stopped on request", completed_at=timezone.now(), error_kind=ErrorKind.CANCELLED.value,
-            failed_reason="cancelled while running",
+            message="stopped on request", data={"error": "cancelled while running"}, completed_at=timezone.now(),
+            error_kind=ErrorKind.CANCELLED.value, failed_reason="cancelled while running",
         )
     except InvalidTransition:
         return False
-    hooks.fire(hooks.JobChange.of(job, "cancelled", Status.CANCELLED))
+    _tell(job, moved, "cancelled", Status.CANCELLED, error="cancelled while running")
     return True
 
 
 def requeue(job: Claimed, *, worker: str, reason: str) -> bool:
     """Give an active job back to the queue without counting the attempt (worker shutting down)."""
     try:
-        transition(
+        moved = move(
             job.id, queue=job.queue, source=Status.ACTIVE, target=Status.WAITING, only_if={"worker_name": worker},
-            message=reason, attempts_made=F("attempts_made") - 1, worker_name="", started_at=None,
+            message=reason, data={"reason": reason}, attempts_made=F("attempts_made") - 1, worker_name="", started_at=None,
         )
     except InvalidTransition:
         return False
     queue = conf.get_queue(job.queue)
+    _tell(job, moved, "waiting", Status.WAITING, reason=reason)
     transaction.on_commit(lambda: broker.push([broker.Carried(job.id, job.queue, job.priority, queue.timeout)], at_front=True))
-    hooks.fire(hooks.JobChange.of(job, "waiting", Status.WAITING, reason=reason))
     return True
 
 

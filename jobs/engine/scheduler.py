@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.engine import broker, conf, lifecycle, retention, stats
+from jobs.engine import broker, conf, lifecycle, outbox, retention, stats
 from jobs.engine.states import Status, transition_many
 from jobs.engine.worker import stale_before
 from jobs.exceptions import ErrorKind, JobError
@@ -116,6 +116,8 @@ class Scheduler:
     def tick(self) -> None:
         promote_due()
         recover_stalled()
+        outbox.sweep()
+        outbox.retry_due()
         stats.fold()
         if self.due("reconcile"):
             reconcile()

@@ -4,6 +4,7 @@ jobs.engine.states decides what may move; this module only says it to PostgreSQL
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Sequence
 
@@ -11,18 +12,33 @@ from django.db import connection, transaction
 from django.db.models import Field
 
 
+@dataclass(frozen=True)
+class Moved:
+    """A move that happened: the moved row's `returning` fields, its event's id, and what hooks must wait for it."""
+
+    row: dict[str, Any]
+    event_id: int
+    blocked: bool
+    held: frozenset[str]
+
+
 def move_one(
     db: str, job_id: str, queue: str, current: str, target: str, message: str, data: dict[str, Any] | None,
     only_if: dict[str, Any] | None, returning: tuple[str, ...], fields: dict[str, Any], now: Any,
-) -> dict[str, Any] | None:
+    *, delivered: bool = True, mark: Sequence[int] = (),
+) -> Moved | None:
     """PostgreSQL: the conditional UPDATE and the event INSERT as one statement (a data-modifying CTE).
 
     One round trip and, outside a caller's transaction, one implicit commit instead of
     BEGIN / UPDATE / INSERT / COMMIT; a job worker makes two of these per job. None if no row moved.
+    The same statement marks `mark` (events whose hooks ran) delivered and, for an event that hooks
+    consume (`delivered=False`), tells whether an earlier change of the job has not reached its
+    hooks yet (`blocked`: the outbox leaves this one to its sweep, to keep hooks in order) and which
+    hooks have an open delivery of the job (`held`: this change queues behind it for them).
     """
     from django.db import connections
 
-    from jobs.models import Job, JobEvent
+    from jobs.models import HookDelivery, Job, JobEvent
 
     conn = connections[db]
     qn = conn.ops.quote_name
@@ -35,18 +51,30 @@ def move_one(
         built = query.get_compiler(db).as_sql()
     update_sql, update_params = built
     out = [_job_fields()[1][name] for name in returning]
-    ev = JobEvent._meta
-    columns = ", ".join(["id", *(qn(str(f.column)) for f in out)])
-    sql = (
-        f"WITH moved AS ({update_sql} RETURNING {columns}), "
-        f"ev AS (INSERT INTO {qn(ev.db_table)} (job_id, queue, from_status, to_status, message, data, at) "
-        f"SELECT id, %s, %s, %s, %s, %s, %s FROM moved) "
-        f"SELECT {columns} FROM moved"
+    carried = ["id", "type", "group_ref", "owner_id"]
+    columns = ", ".join(qn(c) for c in dict.fromkeys([*carried, *(str(f.column) for f in out)]))
+    picked = ", ".join(f"moved.{qn(str(f.column))}" for f in out)
+    ev, hd = qn(JobEvent._meta.db_table), qn(HookDelivery._meta.db_table)
+    ctes = [
+        f"moved AS ({update_sql} RETURNING {columns})",
+        f"ins AS (INSERT INTO {ev} (job_id, queue, type, group_ref, owner_id, from_status, to_status, message, data, at, delivered) "
+        f"SELECT id, %s, type, group_ref, owner_id, %s, %s, %s, %s, %s, %s FROM moved RETURNING id)",
+    ]
+    if mark:
+        ctes.append(f"marked AS (UPDATE {ev} SET delivered = true WHERE id = ANY(%s) AND NOT delivered)")
+    waits = (
+        f"EXISTS (SELECT 1 FROM {ev} e WHERE e.job_id = moved.id AND NOT e.delivered AND e.id <> ALL(%s)), "
+        f"ARRAY(SELECT DISTINCT d.consumer FROM {hd} d WHERE d.job_id = moved.id AND d.done_at IS NULL)"
+        if not delivered else "false, ARRAY[]::varchar[]"
     )
-    params = (
-        *update_params, queue, current, target, message[:1000],
-        ev.get_field("data").get_db_prep_save(data or {}, conn), ev.get_field("at").get_db_prep_save(now, conn),
-    )
+    sql = f"WITH {', '.join(ctes)} SELECT (SELECT id FROM ins), {waits}{', ' + picked if picked else ''} FROM moved"
+    jsonb = JobEvent._meta.get_field("data").get_db_prep_save(data or {}, conn)
+    at = JobEvent._meta.get_field("at").get_db_prep_save(now, conn)
+    params: list[Any] = [*update_params, queue, current, target, message[:1000], jsonb, at, delivered]
+    if mark:
+        params.append(list(mark))
+    if not delivered:
+        params.append(list(mark))
     # Django's cursor, so the statement shows in assertNumQueries and execute wrappers. Measured and
     # left out: server-side binding with prepared statements (no gain here, and it breaks poolers).
     with transaction.mark_for_rollback_on_error(using=db), conn.cursor() as cursor:
@@ -55,11 +83,11 @@ def move_one(
     if found is None:
         return None
     row = {}
-    for name, f, value in zip(returning, out, found[1:]):
+    for name, f, value in zip(returning, out, found[3:]):
         for convert in f.get_db_converters(conn):
             value = convert(value, None, conn)
         row[name] = value
-    return row
+    return Moved(row=row, event_id=int(found[0]), blocked=bool(found[1]), held=frozenset(found[2] or ()))
 
 
 def _update_sql(conn: Any, values: dict[str, Any], where: dict[str, Any]) -> tuple[str, list[Any]] | None:
@@ -111,7 +139,7 @@ def _job_fields() -> tuple[dict[str, Field[Any, Any]], dict[str, Field[Any, Any]
 
 
 def copy_rows(model: Any, objs: Sequence[Any]) -> None:
-    """PostgreSQL COPY of fully built instances (ids set, or left to the database for an auto id).
+    """PostgreSQL COPY of fully built instances; an auto id is taken from its sequence first and set on them.
 
     bulk_create prepares every value of every row in Python and sends them as arrays; COPY streams
     the rows, which makes a 10,000-job enqueue_many about twice as fast. The values are the
@@ -119,7 +147,15 @@ def copy_rows(model: Any, objs: Sequence[Any]) -> None:
     """
     if not objs:
         return
-    fields = [f for f in model._meta.concrete_fields if not (f.primary_key and f.get_internal_type() in ("AutoField", "BigAutoField"))]
+    pk = model._meta.pk
+    if pk.get_internal_type() in ("AutoField", "BigAutoField") and any(obj.pk is None for obj in objs):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT nextval(pg_get_serial_sequence(%s, %s)) FROM generate_series(1, %s)", [model._meta.db_table, pk.column, len(objs)]
+            )
+            for obj, (value,) in zip(objs, cursor.fetchall()):
+                obj.pk = value
+    fields = list(model._meta.concrete_fields)
     json_fields = {f.attname: f for f in fields if f.get_internal_type() == "JSONField"}
     qn = connection.ops.quote_name
     sql = f"COPY {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"

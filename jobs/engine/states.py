@@ -1,6 +1,7 @@
 """The one job state machine: states, allowed moves, and the only code that writes a job's status."""
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from django.db import models, transaction
@@ -41,6 +42,96 @@ def can_move(current: str | None, target: str) -> bool:
     return Status(current) in ALLOWED[Status(target)]
 
 
+@dataclass(frozen=True)
+class Move:
+    """A move that happened: the status it left, its event, whether the job has an earlier change that
+    has not reached its hooks yet (`blocked`: the outbox leaves this one to its sweep), and the hooks
+    with an open delivery of the job (`held`: for them this change queues behind it)."""
+
+    previous: str
+    event_id: int
+    blocked: bool
+    held: frozenset[str]
+    row: dict[str, Any]
+
+
+def move(
+    job_id: str,
+    *,
+    queue: str,
+    source: str | tuple[str, ...] | frozenset[str],
+    target: str,
+    message: str = "",
+    data: dict[str, Any] | None = None,
+    only_if: dict[str, Any] | None = None,
+    returning: tuple[str, ...] = (),
+    **fields: Any,
+) -> Move:
+    """Move one job from `source` to `target` if it is still there, and record a JobEvent.
+
+    The UPDATE is conditional on the current status (and `only_if`), so of two writers only one
+    can win; the other gets InvalidTransition. With several possible sources the row is locked
+    and read first so the event records the exact status it left. `returning` names fields
+    (attnames) of the moved row to read back in the same statement. A move that hooks consume
+    writes its event undelivered (jobs.engine.outbox); the statement also marks the events whose
+    hooks this process has run since its last statement.
+    """
+    from django.db import connections
+
+    from jobs.engine import outbox
+    from jobs.models import Job
+
+    sources = (source,) if isinstance(source, str) else tuple(source)
+    for s in sources:
+        if not can_move(s, target):
+            raise InvalidTransition(job_id, s, target)
+    now = timezone.now()
+    fields["updated_at"] = now
+    db = Job.objects.db
+    mark = outbox.take_pending()
+    try:
+        if len(sources) == 1 and connections[db].vendor == "postgresql":
+            hook = outbox.event_name(sources[0], target) is not None
+            moved = sql.move_one(db, job_id, queue, sources[0], target, message, data, only_if, returning, fields, now, delivered=not hook, mark=mark)
+            if moved is None:
+                actual = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
+                raise InvalidTransition(job_id, actual, target)
+            return Move(previous=sources[0], event_id=moved.event_id, blocked=moved.blocked, held=moved.held, row=moved.row)
+        return _move_orm(job_id, queue, sources, target, message, data, only_if, returning, fields, now, mark)
+    except BaseException:
+        outbox.give_back(mark)
+        raise
+
+
+def _move_orm(
+    job_id: str, queue: str, sources: tuple[str, ...], target: str, message: str, data: dict[str, Any] | None,
+    only_if: dict[str, Any] | None, returning: tuple[str, ...], fields: dict[str, Any], now: Any, mark: list[int],
+) -> Move:
+    """move() in a few ORM statements: other databases, and moves from several possible sources."""
+    from jobs.engine import outbox
+    from jobs.models import HookDelivery, Job, JobEvent
+
+    with transaction.atomic():
+        found = Job.objects.select_for_update().filter(pk=job_id).values("status", "type", "group_ref", "owner_id").first()
+        current = found["status"] if found else None
+        if found is None or current not in sources:
+            raise InvalidTransition(job_id, current, target)
+        if Job.objects.filter(pk=job_id, status=current, **(only_if or {})).update(status=target, **fields) != 1:
+            actual = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
+            raise InvalidTransition(job_id, actual, target)
+        hook = outbox.event_name(current, target) is not None
+        event = JobEvent.objects.create(
+            job_id=job_id, queue=queue, type=found["type"], group_ref=found["group_ref"], owner_id=found["owner_id"],
+            from_status=current, to_status=target, message=message[:1000], data=data or {}, at=now, delivered=not hook,
+        )
+        if mark:
+            JobEvent.objects.filter(id__in=mark, delivered=False).update(delivered=True)
+        blocked = hook and JobEvent.objects.filter(job_id=job_id, delivered=False).exclude(id__in=[event.id, *mark]).exists()
+        held = frozenset(HookDelivery.objects.filter(job_id=job_id, done_at__isnull=True).values_list("consumer", flat=True)) if hook else frozenset()
+        row = Job.objects.filter(pk=job_id).values(*returning).get() if returning else {}
+    return Move(previous=current, event_id=event.id, blocked=blocked, held=held, row=row)
+
+
 def transition(
     job_id: str,
     *,
@@ -52,90 +143,22 @@ def transition(
     only_if: dict[str, Any] | None = None,
     **fields: Any,
 ) -> str:
-    """Move one job from `source` to `target` if it is still there, and record a JobEvent.
-
-    The UPDATE is conditional on the current status (and `only_if`), so of two writers only one
-    can win; the other gets InvalidTransition. With several possible sources the row is locked
-    and read first so the event records the exact status it left. Returns that status.
-    """
-    return _transition(job_id, queue, source, target, message, data, only_if, (), fields)[0]
-
-
-def transition_returning(
-    job_id: str,
-    *,
-    returning: tuple[str, ...],
-    queue: str,
-    source: str,
-    target: str,
-    message: str = "",
-    data: dict[str, Any] | None = None,
-    only_if: dict[str, Any] | None = None,
-    **fields: Any,
-) -> dict[str, Any]:
-    """transition() that also returns the moved row's `returning` fields (attnames), read in the same statement."""
-    return _transition(job_id, queue, source, target, message, data, only_if, returning, fields)[1]
-
-
-def _transition(
-    job_id: str,
-    queue: str,
-    source: str | tuple[str, ...] | frozenset[str],
-    target: str,
-    message: str,
-    data: dict[str, Any] | None,
-    only_if: dict[str, Any] | None,
-    returning: tuple[str, ...],
-    fields: dict[str, Any],
-) -> tuple[str, dict[str, Any]]:
-    from django.db import connections
-
-    from jobs.models import Job, JobEvent
-
-    sources = (source,) if isinstance(source, str) else tuple(source)
-    for s in sources:
-        if not can_move(s, target):
-            raise InvalidTransition(job_id, s, target)
-    now = timezone.now()
-    fields["updated_at"] = now
-    db = Job.objects.db
-    if len(sources) == 1 and connections[db].vendor == "postgresql":
-        row = sql.move_one(db, job_id, queue, sources[0], target, message, data, only_if, returning, fields, now)
-        if row is None:
-            actual = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
-            raise InvalidTransition(job_id, actual, target)
-        return sources[0], row
-    with transaction.atomic():
-        if len(sources) == 1:
-            current: str | None = sources[0]
-        else:
-            current = Job.objects.select_for_update().filter(pk=job_id).values_list("status", flat=True).first()
-            if current not in sources:
-                raise InvalidTransition(job_id, current, target)
-        rows = Job.objects.filter(pk=job_id, status=current, **(only_if or {})).update(status=target, **fields)
-        if rows != 1:
-            actual = Job.objects.filter(pk=job_id).values_list("status", flat=True).first()
-            raise InvalidTransition(job_id, actual, target)
-        JobEvent.objects.create(
-            job_id=job_id,
-            queue=queue,
-            from_status=current,
-            to_status=target,
-            message=message[:1000],
-            data=data or {},
-            at=now,
-        )
-        row = Job.objects.filter(pk=job_id).values(*returning).get() if returning else {}
-    assert current is not None
-    return current, row
+    """move() for callers that need only the status the job left."""
+    return move(job_id, queue=queue, source=source, target=target, message=message, data=data, only_if=only_if, **fields).previous
 
 
 def transition_many(rows: list[tuple[str, str]], *, source: str, target: str, message: str = "", **fields: Any) -> list[str]:
-    """Move many jobs (id, queue) from one status to another in one statement, with their events.
+    """Move many jobs (id, queue) from one status to another in one statement, with their events; returns the ids moved."""
+    return [e.job_id for e in transition_many_events(rows, source=source, target=target, message=message, **fields)]
 
-    Only rows still in `source` move; returns the ids that did. Used for bulk moves such as
-    promoting due delayed jobs. Must run inside a transaction holding the rows' locks.
+
+def transition_many_events(rows: list[tuple[str, str]], *, source: str, target: str, message: str = "", **fields: Any) -> list[Any]:
+    """Move many jobs (id, queue) from one status to another in one statement; returns the events written (with ids).
+
+    Only rows still in `source` move. Used for bulk moves such as promoting due delayed jobs.
+    Must run inside a transaction holding the rows' locks.
     """
+    from jobs.engine import outbox
     from jobs.models import Job, JobEvent
 
     if not can_move(source, target):
@@ -144,9 +167,12 @@ def transition_many(rows: list[tuple[str, str]], *, source: str, target: str, me
         return []
     now = timezone.now()
     queues = dict(rows)
-    moved = list(Job.objects.filter(pk__in=list(queues), status=source).values_list("id", flat=True))
-    Job.objects.filter(pk__in=moved, status=source).update(status=target, updated_at=now, **fields)
-    JobEvent.objects.bulk_create(
-        [JobEvent(job_id=i, queue=queues[i], from_status=source, to_status=target, message=message, at=now) for i in moved]
+    moved = list(Job.objects.filter(pk__in=list(queues), status=source).values_list("id", "type", "group_ref", "owner_id"))
+    Job.objects.filter(pk__in=[m[0] for m in moved], status=source).update(status=target, updated_at=now, **fields)
+    hook = outbox.event_name(source, target) is not None
+    return JobEvent.objects.bulk_create(
+        [
+            JobEvent(job_id=i, queue=queues[i], type=t, group_ref=g, owner_id=o, from_status=source, to_status=target, message=message, at=now, delivered=not hook)
+            for i, t, g, o in moved
+        ]
     )
-    return moved

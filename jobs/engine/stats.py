@@ -12,11 +12,11 @@ from datetime import timedelta
 from typing import Iterable
 
 from django.db import connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
 from jobs.engine.states import Status
-from jobs.models import JobEvent, QueueCount
+from jobs.models import HookDelivery, JobEvent, QueueCount
 
 #: Events younger than this are left for the next fold: reads sum a short tail, folds touch fewer rows twice.
 FOLD_LAG = 5.0
@@ -75,12 +75,15 @@ def fold(*, lag: float = FOLD_LAG, batch: int = FOLD_BATCH) -> int:
     return len(rows)
 
 
-def prune_events(*, older_than: float = 7 * 24 * 3600, batch: int = 10000) -> int:
-    """Delete folded events of removed jobs, and folded events older than `older_than` seconds."""
-    cutoff = timezone.now() - timedelta(seconds=older_than)
+def prune_events(*, batch: int = 10000) -> int:
+    """Delete the events of removed jobs once the fold has counted them and their hooks have had them.
+
+    A job's events are its history and live as long as the job; nothing else is pruned.
+    """
     removed = list(JobEvent.objects.filter(folded=True, to_status__isnull=True).values_list("job_id", flat=True)[:batch])
-    n = JobEvent.objects.filter(job_id__in=removed, folded=True).delete()[0] if removed else 0
-    old = list(JobEvent.objects.filter(folded=True, at__lt=cutoff).values_list("id", flat=True)[:batch])
-    if old:
-        n += JobEvent.objects.filter(id__in=old).delete()[0]
-    return n
+    if not removed:
+        return 0
+    held = set(HookDelivery.objects.filter(job_id__in=removed, done_at__isnull=True).values_list("job_id", flat=True))
+    held |= set(JobEvent.objects.filter(job_id__in=removed).filter(Q(folded=False) | Q(delivered=False)).values_list("job_id", flat=True))
+    gone = [j for j in removed if j not in held]
+    return JobEvent.objects.filter(job_id__in=gone).delete()[0] if gone else 0

@@ -26,7 +26,7 @@ from redis import Redis
 from rq import Queue as RQQueue
 from rq.worker import BaseWorker, WorkerStatus
 
-from jobs.engine import broker, conf, lifecycle, priority, runner
+from jobs.engine import broker, conf, lifecycle, outbox, priority, runner
 from jobs.engine.context import JobContext
 from jobs.exceptions import JobCancelled, WorkerShutdown
 from jobs.models import Job, WorkerHeartbeat
@@ -67,6 +67,8 @@ class EngineWorker(BaseWorker):
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:  # noqa: D102
         super().bootstrap(*args, **kwargs)
         self.guard.install()
+        # The hooks' delivery marks ride on this worker's next statement, or go out when it idles.
+        outbox.defer_marks = True
         now = timezone.now()
         WorkerHeartbeat.objects.update_or_create(
             name=self.name,
@@ -76,6 +78,8 @@ class EngineWorker(BaseWorker):
         self._beat_thread.start()
 
     def teardown(self) -> None:
+        self._flush_marks()
+        outbox.defer_marks = False
         self._beat_stop.set()
         if self._beat_thread:
             self._beat_thread.join(timeout=5)
@@ -120,6 +124,7 @@ class EngineWorker(BaseWorker):
         while not self._stop_requested:
             keys = self._listen_keys()
             if not keys:
+                self._flush_marks()
                 if burst:
                     return None
                 time.sleep(BLOCK_SECONDS)
@@ -132,6 +137,7 @@ class EngineWorker(BaseWorker):
                 # What woke us sits in a queue paused meanwhile: read the paused set again.
                 woke, self._paused_read = False, 0.0
                 continue
+            self._flush_marks()  # idle: nothing to ride on
             # Idle: block until a list has an id. BLPOP is only the wake-up: the id goes back to the
             # front of its list and the next loop takes it through pop_ready, the one path that
             # checks the paused set (a queue paused while we blocked keeps its job).
@@ -158,6 +164,14 @@ class EngineWorker(BaseWorker):
             self._state = WorkerStatus.IDLE
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _flush_marks(self) -> None:
+        try:
+            outbox.flush()
+        except Exception:
+            # The events stay undelivered; the outbox sweep delivers them again (hooks are idempotent).
+            log.exception("worker %s: could not mark delivered events", self.name)
+            close_old_connections()
 
     def _on_start(self, claimed: lifecycle.Claimed, ctx: JobContext) -> None:
         self.current = (claimed, ctx)

@@ -129,8 +129,12 @@ def test_stats_equal_a_real_count_through_a_mix_of_operations(burst, queues) -> 
     services.clean("quick", status=F, grace=0)
     _assert_stats_match()
     stats.fold(lag=0)
-    stats.prune_events(older_than=0)
+    kept = set(Job.objects.values_list("id", flat=True))
+    assert stats.prune_events() > 0
     _assert_stats_match()
+    # Only removed jobs' events go; every remaining job keeps its whole history.
+    assert set(JobEvent.objects.values_list("job_id", flat=True)) == kept
+    assert all(JobEvent.objects.filter(job_id=j, from_status__isnull=True).exists() for j in kept)
 
 
 def test_a_fold_with_lag_leaves_recent_events_for_the_read_to_add() -> None:

@@ -30,10 +30,10 @@ def seen() -> Iterator[list[tuple[str, str, str]]]:
         log.append(("last", change.event, change.status))
 
     for h in (first, broken, last):
-        hooks.register(h)
+        hooks.register(f"test.{h.__name__}", h)
     yield log
     for h in (first, broken, last):
-        hooks.unregister(h)
+        hooks.unregister(f"test.{h.__name__}")
 
 
 def test_hooks_see_each_change_in_order(seen, burst) -> None:

@@ -44,7 +44,7 @@ def test_a_spoken_wav_comes_back_as_text_with_rising_progress(media, alice, burs
         if change.event == "progress":
             progress.append(change.progress)
 
-    hooks.register(watch)
+    hooks.register("test.watch", watch)
     try:
         api = client_for(alice)
         created = upload(api, speak(SENTENCE, tmp_path / "a.wav"), format="TXT")
@@ -53,7 +53,7 @@ def test_a_spoken_wav_comes_back_as_text_with_rising_progress(media, alice, burs
         assert Job.objects.get(pk=body["jobId"]).queue == "transcription"
         burst("transcription")
     finally:
-        hooks.unregister(watch)
+        hooks.unregister("test.watch")
 
     shown = api.get(f"/api/transcriptions/{body['transcriptionId']}").json()
     assert (shown["status"], shown["progress"], shown["attemptsMade"]) == ("completed", 100, 1)
