@@ -57,13 +57,17 @@ def on_job_change(change: JobChange) -> None:
     groups = [topics.group_name("job", change.job_id), topics.group_name("queue", change.queue)]
     if change.group_ref:
         groups.append(topics.group_name("project", change.group_ref))
-    _sender().put(_Outgoing(tuple(groups), job_event(change, at=time.time()), change))
+    at = change.at.timestamp() if change.at is not None else time.time()
+    _sender().put(_Outgoing(tuple(groups), job_event(change, at=at), change))
 
 
 def job_event(change: JobChange, *, at: float, stage: str | None = None) -> dict[str, Any]:
-    """Seed 2's event dict for a change, with queue, jobType, status and "at" (epoch seconds) added."""
+    """Seed 2's event dict for a change, with queue, jobType, status, "at" (epoch seconds of the change) and
+    "eventId" added. The engine delivers a change at least once: a client may see an eventId twice, never
+    a gap; progress (no eventId) is a level that the next progress or outcome supersedes."""
     event: dict[str, Any] = {
         "type": EVENT_TYPES[change.event],
+        "eventId": change.event_id,
         "jobId": change.job_id,
         "projectId": change.group_ref,
         "stage": stage or change.type,

@@ -25,7 +25,7 @@ from jobs.models import DeadLetter, Job, JobEvent, QueueState
 
 __all__ = [
     "JobChange", "JobSpec", "cancel", "cancel_many", "clean", "discard_dead_letters", "enqueue", "enqueue_many",
-    "record_action", "register_hook", "retry", "retry_dead_letter", "retry_dead_letters", "retry_many", "set_paused",
+    "record_action", "register_hook", "retry", "retry_dead_letter", "retry_dead_letters", "retry_hook_deliveries", "retry_many", "set_paused",
     "update_progress",
 ]
 
@@ -330,6 +330,14 @@ def discard_dead_letters(job_ids: Iterable[str], *, actor: Viewer | None, source
     if done:
         audit.record(actor=actor, action="dlq_discard", job_ids=done, source=source)
     return len(done)
+
+
+def retry_hook_deliveries(ids: Iterable[int], *, actor: Viewer | None, source: str = "admin") -> int:
+    """An operator's retry of hook deliveries (stuck or backing off): due now, attempts counted afresh. Audited."""
+    ids = list(ids)
+    n = outbox.retry_stuck(ids)
+    audit.record(actor=actor, action="hook_retry", detail={"deliveries": ids[:1000], "retried": n}, source=source)
+    return n
 
 
 # -- for other apps -----------------------------------------------------------------------------

@@ -66,7 +66,7 @@ class ProjectAdmin(admin.ModelAdmin):
 
     def _job_link(self, run: StageRun) -> SafeString | str:
         if not run.job_id or run.job is None:
-            return "-"
+            return f"{run.status} (job removed)"
         url = reverse("admin:jobs_job_change", args=[run.job_id], current_app=self.admin_site.name)
         return format_html('<a href="{}">{} {}%</a>', url, run.job.status, run.job.progress)
 

@@ -31,7 +31,12 @@ def stage_rows(project: Project) -> list[dict[str, Any]]:
     for stage in definitions.get(project.pipeline).applicable(premium=project.premium):
         run = latest.get(stage.name)
         job = run.job if run is not None else None
-        state, progress = (str(job.status), int(job.progress or 0)) if job is not None else ("not started", 0)
+        if job is not None:
+            state, progress = str(job.status), int(job.progress or 0)
+        elif run is not None:  # its job was removed by retention: what the run recorded
+            state, progress = run.status, 100 if run.status == "completed" else 0
+        else:
+            state, progress = "not started", 0
         if stage.name == project.current_stage and project.status == Project.Status.AWAITING_REVIEW:
             state = AWAITING_REVIEW
         rows.append({"name": stage.name, "queue": stage.queue, "review": stage.needs_review, "state": state, "progress": progress,

@@ -45,7 +45,11 @@ class Project(models.Model):
 
 
 class StageRun(models.Model):
-    """One attempt at one stage: its input, its job, and the output the job returned."""
+    """One attempt at one stage: its input, its job, the output the job returned, and how the job went.
+
+    `status` and `error` are recorded from the engine's hook at each change of the job, so a run
+    still tells its outcome after retention removes the job.
+    """
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="stage_runs")
     stage = models.CharField(max_length=50)
@@ -53,6 +57,8 @@ class StageRun(models.Model):
     job = models.OneToOneField("jobs.Job", null=True, blank=True, on_delete=models.SET_NULL, related_name="stage_run")
     input = models.JSONField(null=True, blank=True, help_text="The previous stage's output as approved.")
     output = models.JSONField(null=True, blank=True)
+    status = models.CharField(max_length=16, default="waiting")
+    error = models.TextField(blank=True, default="")
     started_at = models.DateTimeField(auto_now_add=True)
     ended_at = models.DateTimeField(null=True, blank=True)
 

@@ -47,6 +47,7 @@ class StageRunOutputSerializer(serializers.Serializer):
     jobId = serializers.CharField(source="job_id", allow_null=True)
     status = serializers.SerializerMethodField()
     progress = serializers.SerializerMethodField()
+    error = serializers.CharField(help_text="Why the job failed or was cancelled, as recorded on the run.")
     input = serializers.JSONField(allow_null=True)
     output = serializers.JSONField(allow_null=True)
     startedAt = serializers.DateTimeField(source="started_at")
@@ -54,12 +55,15 @@ class StageRunOutputSerializer(serializers.Serializer):
     reviews = StageReviewOutputSerializer(many=True)
 
     @extend_schema_field(OpenApiTypes.STR)
-    def get_status(self, run: Any) -> str | None:
-        return run.job.status if run.job_id else None
+    def get_status(self, run: Any) -> str:
+        # The live job while it exists; after retention removed it, what the run recorded.
+        return run.job.status if run.job_id else run.status
 
     @extend_schema_field(OpenApiTypes.INT)
     def get_progress(self, run: Any) -> int:
-        return run.job.progress if run.job_id else 0
+        if run.job_id:
+            return run.job.progress
+        return 100 if run.status == "completed" else 0
 
 
 class ProjectOutputSerializer(serializers.Serializer):

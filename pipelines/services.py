@@ -212,13 +212,16 @@ def _stage_types() -> frozenset[str]:
 
 
 def on_job_change(change: JobChange) -> None:
-    """The engine's hook, called after each job change commits: advance, fail or resume the project."""
+    """The engine's hook, called after each job change commits (at least once, in order per job): record the
+    change on the stage run, then advance, fail or resume the project. Each step is keyed by the stage run."""
     if not change.group_ref or change.type not in _stage_types():
         return
+    error = str(change.data.get("error") or "") if change.event in ("failed", "retrying", "cancelled") else ""
+    StageRun.objects.filter(job_id=change.job_id).update(status=change.status, error=error[:5000])
     if change.event == "completed":
-        stage_completed(job_id=change.job_id)
+        stage_completed(job_id=change.job_id, output=change.data.get("result"))
     elif change.event in ("failed", "cancelled"):
-        stage_failed(job_id=change.job_id, reason=str(change.data.get("error") or change.event))
+        stage_failed(job_id=change.job_id, reason=error or change.event)
     elif change.event in ("created", "retried"):
         run_for_job(job_id=change.job_id)
 
@@ -229,15 +232,18 @@ def _current(project: Project, run: StageRun) -> bool:
     return latest is not None and latest.pk == run.pk
 
 
-def stage_completed(*, job_id: str) -> None:
-    """Record a stage job's result on its run; then wait for review, enqueue the next stage, or complete."""
+def stage_completed(*, job_id: str, output: Any) -> None:
+    """Record a stage job's result on its run; then wait for review, enqueue the next stage, or complete.
+
+    Keyed by the stage run: a completion already recorded on it (a change delivered twice) does nothing.
+    """
     with transaction.atomic():
         run = StageRun.objects.filter(job_id=job_id).first()
         if run is None:
             return
         project = _locked(run.project_id)
-        output = Job.objects.filter(pk=job_id).values_list("result", flat=True).first()
-        StageRun.objects.filter(pk=run.pk, ended_at__isnull=True).update(output=output, ended_at=timezone.now())
+        if not StageRun.objects.filter(pk=run.pk, ended_at__isnull=True).update(output=output, ended_at=timezone.now()):
+            return
         if not _current(project, run) or project.status != P.RUNNING:
             return
         stage = definitions.get(project.pipeline).stage(run.stage)
@@ -254,7 +260,8 @@ def stage_failed(*, job_id: str, reason: str) -> None:
         if run is None:
             return
         project = _locked(run.project_id)
-        StageRun.objects.filter(pk=run.pk, ended_at__isnull=True).update(ended_at=timezone.now())
+        if not StageRun.objects.filter(pk=run.pk, ended_at__isnull=True).update(ended_at=timezone.now()):
+            return  # recorded already: a change delivered twice
         if _current(project, run) and project.status == P.RUNNING:
             _move(project, P.FAILED, failure_reason=f"{run.stage}: {reason}"[:5000])
 

@@ -13,7 +13,7 @@ from transcription.models import Transcription
 @admin.register(Transcription)
 class TranscriptionAdmin(admin.ModelAdmin):
     list_display = ["short_id", "owner", "model", "format", "tier", "job_state", "progress", "duration_seconds", "result", "created_at"]
-    list_filter = ["model", "format", "tier", "job__status", ("created_at", admin.DateFieldListFilter)]
+    list_filter = ["model", "format", "tier", "status", ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["owner", "job"]
     search_fields = ["=id", "source_name", "source"]
     readonly_fields = [f.name for f in Transcription._meta.fields] + ["job_state", "result"]
@@ -28,10 +28,10 @@ class TranscriptionAdmin(admin.ModelAdmin):
     def short_id(self, row: Transcription) -> str:
         return row.id[:8]
 
-    @admin.display(description="job", ordering="job__status")
+    @admin.display(description="job", ordering="status")
     def job_state(self, row: Transcription) -> str:
         if not row.job:
-            return "-"
+            return f"{row.status} (job removed)"  # the outcome the row recorded; retention removed the job
         url = reverse("admin:jobs_job_change", args=[row.job_id], current_app=self.admin_site.name)
         return format_html('<a href="{}">{}</a>', url, row.job.status)
 

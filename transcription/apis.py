@@ -39,6 +39,7 @@ class TranscriptionOutputSerializer(serializers.Serializer):
     progress = serializers.SerializerMethodField()
     attemptsMade = serializers.SerializerMethodField()
     failedReason = serializers.SerializerMethodField()
+    errorKind = serializers.SerializerMethodField()
     model = serializers.CharField()
     format = serializers.CharField()
     tier = serializers.CharField()
@@ -47,25 +48,36 @@ class TranscriptionOutputSerializer(serializers.Serializer):
     durationSeconds = serializers.FloatField(source="duration_seconds", allow_null=True)
     resultUrl = serializers.SerializerMethodField()
     createdAt = serializers.DateTimeField(source="created_at")
+    startedAt = serializers.SerializerMethodField()
     completedAt = serializers.SerializerMethodField()
 
-    def _job(self, row: Transcription, field: str, default: Any = None) -> Any:
-        return getattr(row.job, field) if row.job else default
+    def _state(self, row: Transcription, field: str) -> Any:
+        """The live job's field while the job exists; after retention removed it, what the row recorded."""
+        return getattr(row.job, field) if row.job else getattr(row, field)
 
     def get_status(self, row: Transcription) -> str:
-        return str(self._job(row, "status", "unknown"))
+        return str(self._state(row, "status"))
 
     def get_progress(self, row: Transcription) -> int:
-        return int(self._job(row, "progress", 0))
+        if row.job:
+            return int(row.job.progress)
+        return 100 if row.status == "completed" else 0
 
     def get_attemptsMade(self, row: Transcription) -> int:
-        return int(self._job(row, "attempts_made", 0))
+        return int(self._state(row, "attempts_made"))
 
     def get_failedReason(self, row: Transcription) -> str | None:
-        return self._job(row, "failed_reason") or None
+        return self._state(row, "failed_reason") or None
+
+    def get_errorKind(self, row: Transcription) -> str | None:
+        return self._state(row, "error_kind") or None
+
+    def get_startedAt(self, row: Transcription) -> str | None:
+        started = self._state(row, "started_at")
+        return started.isoformat() if started else None
 
     def get_completedAt(self, row: Transcription) -> str | None:
-        done = self._job(row, "completed_at")
+        done = self._state(row, "completed_at")
         return done.isoformat() if done else None
 
     def get_resultUrl(self, row: Transcription) -> str | None:

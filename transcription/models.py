@@ -1,4 +1,8 @@
-"""A transcription: which audio, how to transcribe it, and where the result went. Its state is its job's."""
+"""A transcription: which audio, how to transcribe it, where the result went, and how its job ended.
+
+While its job exists the job is the live state (status, progress); the row records each change of
+it from the engine's hook, so after retention removes the job the row still tells the outcome.
+"""
 from __future__ import annotations
 
 import uuid
@@ -40,8 +44,14 @@ class Transcription(models.Model):
     format = models.CharField(max_length=4, choices=Format.choices, default=Format.JSON)
     tier = models.CharField(max_length=4, choices=Tier.choices, default=Tier.FREE)
     language = models.CharField(max_length=16, blank=True, default="")
-    # The job is the state: status, progress, attempts, failure and times are read from it, never copied.
     job = models.OneToOneField(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="transcription")
+    # The job's outcome as the hook last recorded it (transcription.services.record_outcome).
+    status = models.CharField(max_length=16, default="waiting")
+    attempts_made = models.SmallIntegerField(default=0)
+    error_kind = models.CharField(max_length=16, blank=True, default="")
+    failed_reason = models.TextField(blank=True, default="")
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
     duration_seconds = models.FloatField(null=True, blank=True)
     result_key = models.CharField(max_length=1000, blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)

@@ -33,6 +33,6 @@ def result_url(row: Transcription) -> str | None:
 def result_text(row: Transcription) -> str:
     """The stored transcript; NotFound until the job has written it."""
     if not row.result_key:
-        raise NotFound(f"transcription {row.id} has no result yet", extra={"status": [row.job.status if row.job else "unknown"]})
+        raise NotFound(f"transcription {row.id} has no result yet", extra={"status": [row.job.status if row.job else row.status]})
     with default_storage.open(row.result_key, "rb") as fh:
         return fh.read().decode("utf-8")

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import transaction
 
 from jobs import services as job_services
-from jobs.services import JobSpec
+from jobs.services import JobChange, JobSpec
 from jobs.exceptions import ErrorKind, JobCancelled, PermanentError
 from jobs.access import User
 from jobs.models import Job
@@ -55,6 +55,27 @@ def request_transcription(
         row.job = job
         row.save(update_fields=["job"])
     return row, job
+
+
+def record_outcome(change: JobChange) -> None:
+    """The engine's hook: the row keeps its job's status, attempts, error and times (idempotent; in order per job)."""
+    if change.type != JOB_TYPE:
+        return
+    fields: dict[str, Any] = {"status": change.status}
+    if "attempt" in change.data:
+        fields["attempts_made"] = change.data["attempt"]
+    if change.event == "started":
+        fields["started_at"] = change.at
+    elif change.event in ("completed", "failed", "cancelled"):
+        fields["completed_at"] = change.at
+    if change.event in ("failed", "retrying", "cancelled"):
+        fields["failed_reason"] = str(change.data.get("error", ""))[:5000]
+        fields["error_kind"] = str(change.data.get("kind") or ("CANCELLED" if change.event == "cancelled" else ""))
+    elif change.event in ("retried", "completed"):
+        fields.update(failed_reason="", error_kind="")
+        if change.event == "retried":
+            fields.update(attempts_made=0, started_at=None, completed_at=None)
+    Transcription.objects.filter(job_id=change.job_id).update(**fields)
 
 
 def transcribe(ctx: JobContext, *, transcription_id: str) -> dict[str, Any]:

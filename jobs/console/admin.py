@@ -22,7 +22,7 @@ from jobs import services
 from jobs.api import auth as api_keys
 from jobs.console.filters import KindFilter, OpenFilter, PriorityFilter, QueueFilter, RevokedFilter, TypeFilter, open_filter
 from jobs.console.paginators import EstimatedCountPaginator
-from jobs.models import ApiKey, AuditEntry, DeadLetter, Job, JobEvent
+from jobs.models import ApiKey, AuditEntry, DeadLetter, HookDelivery, Job, JobEvent
 
 #: Ids fetched per query when an action runs on "all N matching": memory and statement size stay flat.
 ID_CHUNK = 500
@@ -241,6 +241,56 @@ class DeadLetterAdmin(OperateMixin, admin.ModelAdmin):
     def discard_letters(self, request: HttpRequest, queryset: QuerySet[DeadLetter]) -> None:
         done = services.discard_dead_letters(iter_values(queryset.filter(resolved_at__isnull=True), "job_id"), actor=request.user, source="admin")
         self.message_user(request, f"Discarded {done} dead letter(s).", messages.SUCCESS)
+
+
+# -- hook deliveries --------------------------------------------------------------------------
+
+
+class DeliveryStateFilter(admin.SimpleListFilter):
+    """Stuck, retrying (open, backing off) or done; open ones by default."""
+
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request: HttpRequest, model_admin: Any) -> list[tuple[str, str]]:
+        return [("open", "Open (stuck or retrying)"), ("stuck", "Stuck"), ("done", "Done")]
+
+    def queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> QuerySet[Any]:
+        value = self.value() or "open"
+        if value == "stuck":
+            return queryset.filter(done_at__isnull=True, stuck=True)
+        if value == "done":
+            return queryset.filter(done_at__isnull=False)
+        return queryset.filter(done_at__isnull=True)
+
+
+@admin.register(HookDelivery)
+class HookDeliveryAdmin(OperateMixin, admin.ModelAdmin):
+    """A hook's delivery of a job change that did not go through at once (jobs.engine.outbox)."""
+
+    list_display = ["event_id", "consumer", "job_link", "state", "attempts", "next_at", "error_short", "created_at"]
+    list_filter = [DeliveryStateFilter, "consumer"]
+    search_fields = ["=job_id", "consumer"]
+    actions = ["retry_deliveries"]
+    fields = readonly_fields = ("event_id", "consumer", "job_link", "state", "attempts", "next_at", "last_error", "created_at", "done_at")
+
+    @admin.display(description="job")
+    def job_link(self, delivery: HookDelivery) -> str:
+        url = reverse("admin:jobs_job_change", args=[delivery.job_id], current_app=self.admin_site.name)
+        return format_html('<a href="{}">{}</a>', url, delivery.job_id[:8])
+
+    @admin.display(description="state")
+    def state(self, delivery: HookDelivery) -> str:
+        return "done" if delivery.done_at else "stuck" if delivery.stuck else "retrying"
+
+    @admin.display(description="last error")
+    def error_short(self, delivery: HookDelivery) -> str:
+        return delivery.last_error if len(delivery.last_error) <= 120 else delivery.last_error[:119] + "…"
+
+    @admin.action(description="Retry now (attempts counted afresh)", permissions=["operate"])
+    def retry_deliveries(self, request: HttpRequest, queryset: QuerySet[HookDelivery]) -> None:
+        n = services.retry_hook_deliveries(iter_values(queryset.filter(done_at__isnull=True)), actor=request.user, source="admin")
+        self.message_user(request, f"{n} deliver{'y' if n == 1 else 'ies'} due now; the scheduler retries them on its next tick.", messages.SUCCESS)
 
 
 # -- API keys ---------------------------------------------------------------------------------

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from datetime import datetime
 from typing import Any, Callable, Protocol
 
 from django.db import transaction
+from django.utils import timezone
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +47,15 @@ class JobChange:
     data: dict[str, Any] = field(default_factory=dict)
     #: The JobEvent that records the change (None for progress, which is not an event): a consumer's idempotency key.
     event_id: int | None = None
+    #: When the change happened (the event's time).
+    at: datetime | None = None
 
     @classmethod
     def of(cls, job: _JobLike, event: str, status: str, *, progress: int = 0, event_id: int | None = None, **data: Any) -> JobChange:
         """The change `event` of `job`, now in `status`; `data` is what the hooks need of it (error, result, ...)."""
         return cls(
-            job_id=job.id, queue=job.queue, type=job.type, event=event, status=status,
-            group_ref=job.group_ref, owner_id=job.owner_id, progress=progress, data=data, event_id=event_id,
+            job_id=job.id, queue=job.queue, type=job.type, event=event, status=status, group_ref=job.group_ref,
+            owner_id=job.owner_id, progress=progress, data=data, event_id=event_id, at=timezone.now(),
         )
 
 

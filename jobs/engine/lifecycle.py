@@ -87,12 +87,12 @@ def complete(job: Claimed, *, worker: str, result: Any) -> bool:
     try:
         moved = move(
             job.id, queue=job.queue, source=Status.ACTIVE, target=Status.COMPLETED, only_if={"worker_name": worker},
-            data={"result": result}, result=result, progress=100, completed_at=timezone.now(),
+            data={"result": result, "attempt": job.attempt}, result=result, progress=100, completed_at=timezone.now(),
         )
     except InvalidTransition:
         log.warning("job %s finished on %s but is no longer its job; result dropped", job.id, worker)
         return False
-    _tell(job, moved, "completed", Status.COMPLETED, progress=100, result=result)
+    _tell(job, moved, "completed", Status.COMPLETED, progress=100, result=result, attempt=job.attempt)
     return True
 
 
@@ -120,7 +120,7 @@ def fail(job: Claimed, *, worker: str | None, exc: BaseException, kind: ErrorKin
     only_if = {"worker_name": worker} if worker is not None else None
     common: dict[str, Any] = dict(error_kind=kind.value, error_class=cls_path, failed_reason=message, traceback=trace[-20000:])
     now = timezone.now()
-    told: dict[str, Any] = {"error": message, "kind": kind.value, "delay": decision.delay}
+    told: dict[str, Any] = {"error": message, "kind": kind.value, "delay": decision.delay, "attempt": job.attempt}
     try:
         if decision.retry:
             run_at = now + timedelta(seconds=decision.delay)
@@ -158,12 +158,12 @@ def cancelled(job: Claimed, *, worker: str | None) -> bool:
     try:
         moved = move(
             job.id, queue=job.queue, source=Status.ACTIVE, target=Status.CANCELLED, only_if=only_if,
-            message="stopped on request", data={"error": "cancelled while running"}, completed_at=timezone.now(),
+            message="stopped on request", data={"error": "cancelled while running", "attempt": job.attempt}, completed_at=timezone.now(),
             error_kind=ErrorKind.CANCELLED.value, failed_reason="cancelled while running",
         )
     except InvalidTransition:
         return False
-    _tell(job, moved, "cancelled", Status.CANCELLED, error="cancelled while running")
+    _tell(job, moved, "cancelled", Status.CANCELLED, error="cancelled while running", attempt=job.attempt)
     return True
 
 

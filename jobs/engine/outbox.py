@@ -73,7 +73,7 @@ def change_of(event: JobEvent) -> JobChange:
     return JobChange(
         job_id=event.job_id, queue=event.queue, type=event.type, event=name, status=event.to_status or "",
         group_ref=event.group_ref, owner_id=event.owner_id, progress=100 if name == "completed" else 0,
-        data=dict(event.data or {}), event_id=event.id,
+        data=dict(event.data or {}), event_id=event.id, at=event.at,
     )
 
 

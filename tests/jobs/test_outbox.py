@@ -54,7 +54,7 @@ def test_every_hook_event_is_marked_delivered_once_its_hooks_ran(recorders: Any,
     assert steady.events(job.id) == ["created", "started", "completed"]
     assert not JobEvent.objects.filter(delivered=False).exists() and not HookDelivery.objects.exists()
     completed = [c for c in steady.seen if c[1] == "completed"][0]
-    assert JobEvent.objects.get(id=completed[2]).data == {"result": {"echo": {"x": 1}}}  # what hooks need travels with the event
+    assert JobEvent.objects.get(id=completed[2]).data == {"result": {"echo": {"x": 1}}, "attempt": 1}  # what hooks need travels with the event
 
 
 def test_a_failing_hook_is_retried_with_backoff_then_stuck_until_an_operator_retries(recorders: Any) -> None:
@@ -148,3 +148,25 @@ def test_a_change_whose_worker_died_before_its_hooks_is_swept(recorders: Any, wo
     assert event.delivered
     assert ("completed", event.id) in [(e, i) for j, e, i in steady.seen if j == job.id]
     wait_status(job.id, "completed")
+
+
+def test_an_operator_sees_a_stuck_delivery_in_the_console_and_retries_it(recorders: Any, admin_client: Any, admin_user: Any) -> None:
+    from django.urls import reverse
+
+    from jobs.models import AuditEntry
+
+    flaky, steady = recorders
+    flaky.fail = lambda change: True
+    job, _ = services.enqueue(JobSpec(type="noop"))
+    HookDelivery.objects.update(stuck=True, attempts=outbox.MAX_ATTEMPTS)
+    url = reverse("admin:jobs_hookdelivery_changelist")
+    page = admin_client.get(url, {"state": "stuck"}).content.decode()
+    assert "test.flaky" in page and "refuses created" in page and job.id[:8] in page
+
+    flaky.fail = lambda change: False
+    delivery = HookDelivery.objects.get()
+    admin_client.post(url, {"action": "retry_deliveries", "_selected_action": [delivery.pk]}, follow=True)
+    delivery.refresh_from_db()
+    assert (delivery.stuck, delivery.attempts) == (False, 0)
+    assert AuditEntry.objects.get(action="hook_retry").actor == admin_user
+    assert outbox.retry_due() == 1 and flaky.events(job.id) == ["created"]

@@ -112,3 +112,24 @@ def test_a_stale_stage_job_does_not_move_the_project(alice, staff, make_project,
     drain()
     project.refresh_from_db()
     assert (project.status, project.stage_runs.count()) == ("awaiting_review", 2)
+
+
+def test_a_project_whose_jobs_retention_removed_still_shows_each_stages_outcome(alice, make_project, drain, settings) -> None:
+    """Stage runs record their job's status and error from the hook: the project page tells the truth without the jobs."""
+    from rest_framework.test import APIClient
+
+    from jobs.models import Job
+
+    settings.PIPELINES_PROVIDER_URL = ""
+    project = make_project(alice)
+    drain()
+    services.approve(project_id=project.id, reviewer=alice)
+    drain()
+    Job.objects.filter(group_ref=project.id).delete()  # as retention does, long after
+
+    client = APIClient()
+    client.force_authenticate(alice)
+    runs = {r["stage"]: r for r in client.get(f"/api/projects/{project.id}").json()["stageRuns"]}
+    assert (runs["STT"]["status"], runs["STT"]["progress"], runs["STT"]["jobId"]) == ("completed", 100, None)
+    assert runs["STT"]["output"]["segments"] and runs["STT"]["endedAt"]
+    assert runs["MT"]["status"] == "failed" and "set PIPELINES_PROVIDER_URL" in runs["MT"]["error"] and runs["MT"]["endedAt"]

@@ -53,3 +53,4 @@ def test_transcribe_command_enqueues_and_with_wait_prints_the_transcript(setting
     out = StringIO()
     call_command("transcribe", str(clip), "--owner", "alice", "--tier", "PAYG", "--wait", "--timeout", "120", stdout=out, stderr=StringIO())
     assert words_back(SENTENCE, out.getvalue()) >= 0.7
+
