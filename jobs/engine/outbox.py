@@ -29,7 +29,7 @@ from django.db import connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs.engine import hooks
+from jobs.engine import hooks, sql
 from jobs.engine.hooks import JobChange
 from jobs.engine.retry import Backoff
 from jobs.models import HookDelivery, JobEvent
@@ -161,7 +161,7 @@ def flush() -> int:
     if not ids:
         return 0
     try:
-        JobEvent.objects.filter(id__in=ids, delivered=False).update(delivered=True)
+        sql.mark_delivered(ids)
     except Exception:
         give_back(ids)
         raise

@@ -90,6 +90,18 @@ def move_one(
     return Moved(row=row, event_id=int(found[0]), blocked=bool(found[1]), held=frozenset(found[2] or ()))
 
 
+def mark_delivered(ids: Sequence[int]) -> None:
+    """Mark events delivered: on PostgreSQL one statement with the ids as one array, not one parameter each."""
+    from jobs.models import JobEvent
+
+    if connection.vendor != "postgresql":
+        JobEvent.objects.filter(id__in=list(ids), delivered=False).update(delivered=True)
+        return
+    table = connection.ops.quote_name(JobEvent._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {table} SET delivered = true WHERE id = ANY(%s) AND NOT delivered", [list(ids)])
+
+
 def _update_sql(conn: Any, values: dict[str, Any], where: dict[str, Any]) -> tuple[str, list[Any]] | None:
     """The conditional UPDATE built directly (Django's compiler costs more than the statement itself).
 
