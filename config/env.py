@@ -176,6 +176,7 @@ class Env:
     admin_password: str = field(default="", repr=False)
     port: int = 8000
     fault_point: str = ""
+    db_retry: float = 30.0
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
@@ -236,5 +237,6 @@ def read_env(env: Mapping[str, str] | None = None) -> Env:
         admin_password=env.get("ADMIN_PASSWORD", ""),
         port=_port(env, "PORT", 8000),
         fault_point=env.get("JOBS_FAULT_POINT", "").strip(),
+        db_retry=_float(env, "JOBS_DB_RETRY", 30.0),
         **_storage(env),
     )

@@ -222,6 +222,8 @@ JOBS_TASK_MODULES = ["jobs.samples", "transcription.tasks", "pipelines.tasks"]
 METRICS_TOKEN = ENV.metrics_token
 # Fault injection for the outbox's tests (tests/faults): a process exits where this names. Never set in production.
 JOBS_FAULT_POINT = ENV.fault_point
+# How long a worker retries a write while the database is unreachable (a restart), before giving up.
+JOBS_DB_RETRY = ENV.db_retry
 
 # `make run` (launcher): the first admin (generated when not given) and the web server's port.
 ADMIN_USERNAME = ENV.admin_username

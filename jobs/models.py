@@ -158,6 +158,9 @@ class QueueState(models.Model):
 
     name = models.CharField(primary_key=True, max_length=100)
     paused = models.BooleanField(default=False)
+    # Set when jobs of this queue were committed but could not be handed to Redis (it was down):
+    # the scheduler hands them over within a tick of Redis answering again, not at the next reconcile.
+    handoff_failed_at = models.DateTimeField(null=True, blank=True)
     changed_at = models.DateTimeField(auto_now=True)
     changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
 

@@ -64,3 +64,15 @@ def fail(ctx: JobContext, payload: dict[str, Any]) -> None:
 def crash(ctx: JobContext, payload: dict[str, Any]) -> None:
     """Raises a plain exception (an unknown error: retryable)."""
     raise RuntimeError(payload.get("message", "sample crash"))
+
+
+@task("db_wait")
+def db_wait(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """Waits `seconds` inside one database call (PostgreSQL's pg_sleep): where the fault tests make a timeout,
+    a cancel or a shutdown land. Not open to API clients: it holds a database connection."""
+    from django.db import connection
+
+    seconds = float(payload.get("seconds", 1))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_sleep(%s)", [seconds])
+    return {"waited": seconds}

@@ -1,11 +1,16 @@
 """What a running task sees: its payload, a progress reporter and the cancel request."""
 from __future__ import annotations
 
+import logging
 import threading
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import InterfaceError, OperationalError
+
 from jobs.exceptions import JobCancelled
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -29,7 +34,14 @@ class JobContext:
         if value == self._last_progress and not message:
             return
         self._last_progress = value
-        services.update_progress(self.job_id, progress=value, message=message)
+        try:
+            services.update_progress(self.job_id, progress=value, message=message)
+        except (OperationalError, InterfaceError) as exc:
+            # Progress is a level the next report supersedes: a database restart must not fail the job.
+            log.warning("job %s: progress %d not recorded, database unreachable: %s", self.job_id, value, exc)
+            from jobs.engine.dbretry import drop_connection
+
+            drop_connection()
 
     @property
     def cancel_requested(self) -> bool:

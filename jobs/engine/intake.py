@@ -12,12 +12,13 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable, Sequence
 
 from django.db import transaction
+from django.utils import timezone
 
 from jobs.access import User, account
 from jobs.engine import broker, conf, hooks, outbox, priority, registry
 from jobs.engine.states import Status
 from jobs.exceptions import InvalidInput, JobsError
-from jobs.models import Job, JobEvent
+from jobs.models import Job, JobEvent, QueueState
 
 log = logging.getLogger(__name__)
 
@@ -154,10 +155,27 @@ def carry(
         except Exception:
             log.exception("could not record the delivery of %d job changes; the outbox sweep will deliver them", len(changes))
         if waiting:
-            try:
-                broker.push(broker.Carried(j.id, j.queue, j.priority, conf.get_queue(j.queue).timeout) for j in waiting)
-            except Exception:
-                # The rows are committed; reconcile hands them to RQ once Redis answers again.
-                log.exception("could not hand %d jobs to Redis; reconcile will", len(waiting))
+            hand_over([broker.Carried(j.id, j.queue, j.priority, conf.get_queue(j.queue).timeout) for j in waiting])
 
     transaction.on_commit(after_commit)
+
+
+def hand_over(items: Sequence[broker.Carried], *, at_front: bool = False) -> None:
+    """Push committed waiting jobs to Redis; when Redis does not answer, note their queues for the scheduler.
+
+    The rows are the truth and stay waiting: the scheduler hands them over as soon as Redis answers
+    again (QueueState.handoff_failed_at), and reconcile would anyway. Never raises.
+    """
+    if not items:
+        return
+    try:
+        broker.push(items, at_front=at_front)
+    except Exception as exc:
+        queues = sorted({i.queue for i in items})
+        log.error("could not hand %d jobs of %s to Redis (%s); the scheduler hands them over once it answers", len(items), ", ".join(queues), exc)
+        try:
+            now = timezone.now()
+            for name in queues:
+                QueueState.objects.update_or_create(name=name, defaults={"handoff_failed_at": now})
+        except Exception:
+            log.exception("could not note the failed hand-over either; reconcile hands the jobs over")

@@ -17,7 +17,7 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from jobs.engine import broker, conf, outbox, retry
+from jobs.engine import broker, conf, dbretry, intake, outbox, retry
 from jobs.engine.hooks import JobChange
 from jobs.engine.states import Move, Status, move
 from jobs.exceptions import ErrorKind, InvalidTransition, JobError
@@ -56,39 +56,46 @@ def _tell(job: Claimed, moved: Move, event: str, status: str, *, progress: int =
 def claim(job_id: str, *, queue: str, worker: str) -> Claimed | None:
     """Move a waiting job to active for `worker`; None if it is no longer waiting (cancelled, taken)."""
     now = timezone.now()
-    try:
-        # The row comes back from the claiming statement itself: no SELECT after the claim.
-        moved = move(
-            job_id,
-            returning=_CLAIMED_FIELDS,
-            queue=queue,
-            source=Status.WAITING,
-            target=Status.ACTIVE,
-            started_at=now,
-            worker_name=worker,
-            attempts_made=F("attempts_made") + 1,
-            progress=0,
-            progress_message="",
-            cancel_requested_at=None,
-        )
-    except InvalidTransition:
-        return None
-    j = moved.row
-    claimed = Claimed(
+    tries = 0
+
+    def write() -> Move | None:
+        nonlocal tries
+        tries += 1
+        try:
+            # The row comes back from the claiming statement itself: no SELECT after the claim.
+            return move(
+                job_id, returning=_CLAIMED_FIELDS, queue=queue, source=Status.WAITING, target=Status.ACTIVE,
+                started_at=now, worker_name=worker, attempts_made=F("attempts_made") + 1, progress=0,
+                progress_message="", cancel_requested_at=None,
+            )
+        except InvalidTransition:
+            return None
+
+    moved = dbretry.retrying(write, what=f"claim of job {job_id}")
+    if moved is None:
+        # A claim whose commit reached the database but whose answer was lost (the connection broke):
+        # the row is ours. Its hooks are the sweep's (its event id is unknown here).
+        row = Job.objects.filter(pk=job_id, status=Status.ACTIVE, worker_name=worker).values(*_CLAIMED_FIELDS).first() if tries > 1 else None
+        return _claimed(job_id, row) if row is not None else None
+    claimed = _claimed(job_id, moved.row)
+    _tell(claimed, moved, "started", Status.ACTIVE)
+    return claimed
+
+
+def _claimed(job_id: str, j: dict[str, Any]) -> Claimed:
+    return Claimed(
         id=job_id, queue=j["queue"], type=j["type"], payload=j["payload"], attempt=j["attempts_made"],
         max_attempts=j["max_attempts"], priority=j["priority"], owner_id=j["owner_id"], group_ref=j["group_ref"],
     )
-    _tell(claimed, moved, "started", Status.ACTIVE)
-    return claimed
 
 
 def complete(job: Claimed, *, worker: str, result: Any) -> bool:
     """Record success; False if the worker no longer owns the job (recovered or cancelled meanwhile)."""
     try:
-        moved = move(
+        moved = dbretry.retrying(lambda: move(
             job.id, queue=job.queue, source=Status.ACTIVE, target=Status.COMPLETED, only_if={"worker_name": worker},
             data={"result": result, "attempt": job.attempt}, result=result, progress=100, completed_at=timezone.now(),
-        )
+        ), what=f"completion of job {job.id}")
     except InvalidTransition:
         log.warning("job %s finished on %s but is no longer its job; result dropped", job.id, worker)
         return False
@@ -121,22 +128,24 @@ def fail(job: Claimed, *, worker: str | None, exc: BaseException, kind: ErrorKin
     common: dict[str, Any] = dict(error_kind=kind.value, error_class=cls_path, failed_reason=message, traceback=trace[-20000:])
     now = timezone.now()
     told: dict[str, Any] = {"error": message, "kind": kind.value, "delay": decision.delay, "attempt": job.attempt}
-    try:
+
+    def write() -> Move:
         if decision.retry:
-            run_at = now + timedelta(seconds=decision.delay)
-            moved = move(
+            return move(
                 job.id, queue=job.queue, source=Status.ACTIVE, target=Status.DELAYED, only_if=only_if,
                 message=f"attempt {job.attempt} failed ({kind.value}): {message}; retry in {decision.delay:g}s",
-                data=told, run_at=run_at, **common,
+                data=told, run_at=now + timedelta(seconds=decision.delay), **common,
             )
-        else:
-            with transaction.atomic():
-                moved = move(
-                    job.id, queue=job.queue, source=Status.ACTIVE, target=Status.FAILED, only_if=only_if,
-                    message=f"{kind.value}: {message} ({decision.reason})", data=told,
-                    completed_at=now, **common,
-                )
-                put_in_dead_letters(job.id, queue=job.queue, kind=kind.value, reason=message, owner_id=job.owner_id)
+        with transaction.atomic():
+            moved = move(
+                job.id, queue=job.queue, source=Status.ACTIVE, target=Status.FAILED, only_if=only_if,
+                message=f"{kind.value}: {message} ({decision.reason})", data=told, completed_at=now, **common,
+            )
+            put_in_dead_letters(job.id, queue=job.queue, kind=kind.value, reason=message, owner_id=job.owner_id)
+        return moved
+
+    try:
+        moved = dbretry.retrying(write, what=f"failure of job {job.id}")
     except InvalidTransition:
         log.warning("job %s failed on %s but is no longer its job", job.id, worker)
         return ""
@@ -156,11 +165,11 @@ def cancelled(job: Claimed, *, worker: str | None) -> bool:
     """An active job stopped on an operator's request."""
     only_if = {"worker_name": worker} if worker is not None else None
     try:
-        moved = move(
+        moved = dbretry.retrying(lambda: move(
             job.id, queue=job.queue, source=Status.ACTIVE, target=Status.CANCELLED, only_if=only_if,
             message="stopped on request", data={"error": "cancelled while running", "attempt": job.attempt}, completed_at=timezone.now(),
             error_kind=ErrorKind.CANCELLED.value, failed_reason="cancelled while running",
-        )
+        ), what=f"cancellation of job {job.id}")
     except InvalidTransition:
         return False
     _tell(job, moved, "cancelled", Status.CANCELLED, error="cancelled while running", attempt=job.attempt)
@@ -170,15 +179,15 @@ def cancelled(job: Claimed, *, worker: str | None) -> bool:
 def requeue(job: Claimed, *, worker: str, reason: str) -> bool:
     """Give an active job back to the queue without counting the attempt (worker shutting down)."""
     try:
-        moved = move(
+        moved = dbretry.retrying(lambda: move(
             job.id, queue=job.queue, source=Status.ACTIVE, target=Status.WAITING, only_if={"worker_name": worker},
             message=reason, data={"reason": reason}, attempts_made=F("attempts_made") - 1, worker_name="", started_at=None,
-        )
+        ), what=f"requeue of job {job.id}")
     except InvalidTransition:
         return False
     queue = conf.get_queue(job.queue)
     _tell(job, moved, "waiting", Status.WAITING, reason=reason)
-    transaction.on_commit(lambda: broker.push([broker.Carried(job.id, job.queue, job.priority, queue.timeout)], at_front=True))
+    transaction.on_commit(lambda: intake.hand_over([broker.Carried(job.id, job.queue, job.priority, queue.timeout)], at_front=True))
     return True
 
 

@@ -25,7 +25,7 @@ from datetime import timedelta
 from typing import Iterable, Mapping, Sequence
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -90,7 +90,9 @@ def deliver(changes: Sequence[JobChange], *, blocked: Iterable[str] = (), held: 
 
     Changes of a job in `blocked` (an earlier change of it has not reached its hooks) are left to
     the sweep. A hook in `held[job_id]` has an open delivery of that job: the change queues behind
-    it. A hook that raises gets a HookDelivery to retry; the other hooks still get the change.
+    it. A hook that raises gets a HookDelivery to retry; the other hooks still get the change. When
+    the database cannot record that (it is down), the change is left unmarked: the sweep delivers
+    it again to every hook (they are idempotent).
     """
     skipped = set(blocked)
     waiting = {job: set(names) for job, names in (held or {}).items()}
@@ -99,28 +101,34 @@ def deliver(changes: Sequence[JobChange], *, blocked: Iterable[str] = (), held: 
         if change.job_id in skipped:
             continue
         _fault_point(change)
-        behind = waiting.get(change.job_id, set())
+        behind = waiting.setdefault(change.job_id, set())
         failures: list[tuple[str, BaseException]] = []
-        for consumer in hooks.consumers():
-            if consumer.name in behind:
-                if change.event_id is not None:
-                    _queue_behind(change, consumer.name)
-                continue
-            error = hooks.call(consumer, change)
-            if error is not None:
-                failures.append((consumer.name, error))
-                behind.add(consumer.name)  # this job's next changes queue behind it
-                waiting[change.job_id] = behind
-        if change.event_id is None:
-            continue  # progress: no event, nothing to mark
-        if failures:
-            _record_failures(change, failures)
-        done.append(change.event_id)
+        try:
+            for consumer in hooks.consumers():
+                if consumer.name in behind:
+                    if change.event_id is not None:
+                        _queue_behind(change, consumer.name)
+                    continue
+                error = hooks.call(consumer, change)
+                if error is not None:
+                    failures.append((consumer.name, error))
+                    behind.add(consumer.name)  # this job's next changes queue behind it
+            if failures and change.event_id is not None:
+                _record_failures(change, failures)
+        except DatabaseError:
+            log.exception("could not record a hook's delivery of %s %s; the sweep will deliver it again", change.event, change.job_id)
+            skipped.add(change.job_id)  # and keep this job's later changes in order behind it
+            continue
+        if change.event_id is not None:  # progress is no event: nothing to mark
+            done.append(change.event_id)
     if done:
         with _lock:
             _pending.extend(done)
         if not defer_marks:
-            flush()
+            try:
+                flush()
+            except DatabaseError:
+                log.exception("could not mark %d delivered events; they are marked later or swept again", len(done))
 
 
 def _queue_behind(change: JobChange, consumer: str) -> None:

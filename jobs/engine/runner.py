@@ -8,7 +8,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Callable, Iterator
 
-from jobs.engine import conf, lifecycle, registry
+from jobs.engine import conf, dbretry, lifecycle, registry
 from jobs.engine.context import JobContext
 from jobs.exceptions import ErrorKind, JobCancelled, JobError, JobTimedOut, PermanentError, WorkerShutdown
 
@@ -21,6 +21,8 @@ class Guard:
 
     def __init__(self) -> None:
         self.in_task = False
+        #: An interrupt was raised inside the task: it may have landed in the middle of a database call.
+        self.fired = False
         self.pending: BaseException | None = None
         self.job_id: str | None = None
         self._lock = threading.Lock()
@@ -35,11 +37,13 @@ class Guard:
 
     def _on_alarm(self, signum: int, frame: Any) -> None:
         if self.in_task:
+            self.fired = True
             raise JobTimedOut("job exceeded its queue's timeout")
 
     def _on_interrupt(self, signum: int, frame: Any) -> None:
         if self.in_task and self.pending is not None:
             exc, self.pending = self.pending, None
+            self.fired = True
             raise exc
 
     def interrupt(self, exc: BaseException, *, job_id: str | None = None) -> bool:
@@ -62,6 +66,7 @@ class Guard:
             self.pending = None
             self.job_id = job_id
             self.in_task = True
+            self.fired = False
         if self._installed:
             signal.setitimer(signal.ITIMER_REAL, timeout)
         try:
@@ -92,7 +97,13 @@ def run(
     guard: Guard | None = None,
     on_start: Callable[[lifecycle.Claimed, JobContext], None] | None = None,
 ) -> str:
-    """Claim `job_id` and run it; returns the status it ended in ("" if it was not ours to run)."""
+    """Claim `job_id` and run it; returns the status it ended in ("" if it was not ours to run).
+
+    The outcome is written after the task has left its time limit, on a connection known to be
+    sound: an interrupt (timeout, cancel, shutdown) may land in the middle of one of the task's
+    database calls, and then the connection is dropped (its query cancelled) before the outcome is
+    written on a new one. Outcome writes ride out a database restart (jobs.engine.dbretry).
+    """
     claimed = lifecycle.claim(job_id, queue=queue, worker=worker)
     if claimed is None:
         return ""
@@ -104,6 +115,8 @@ def run(
     if on_start:
         on_start(claimed, ctx)
     timeout = conf.get_queue(claimed.queue).timeout
+    outcome: Callable[[], str]
+    cold_stop: BaseException | None = None
     try:
         try:
             task = registry.get(claimed.type)
@@ -111,18 +124,27 @@ def run(
             raise PermanentError(f"job type {claimed.type!r} is not registered on this worker", kind=ErrorKind.VALIDATION) from exc
         with guard.running(timeout, job_id=claimed.id):
             result = task.func(ctx, claimed.payload)
-        ok = lifecycle.complete(claimed, worker=worker, result=_jsonable(result))
-        return "completed" if ok else ""
+        value = _jsonable(result)
+        outcome = lambda: "completed" if lifecycle.complete(claimed, worker=worker, result=value) else ""  # noqa: E731
     except JobCancelled:
-        return "cancelled" if lifecycle.cancelled(claimed, worker=worker) else ""
+        outcome = lambda: "cancelled" if lifecycle.cancelled(claimed, worker=worker) else ""  # noqa: E731
     except WorkerShutdown:
-        return "waiting" if lifecycle.requeue(claimed, worker=worker, reason="worker shut down before the job finished") else ""
+        outcome = lambda: "waiting" if lifecycle.requeue(claimed, worker=worker, reason="worker shut down before the job finished") else ""  # noqa: E731
     except JobTimedOut as exc:
-        return lifecycle.fail(claimed, worker=worker, exc=exc, kind=ErrorKind.TIMEOUT, retryable=True)
-    except (SystemExit, KeyboardInterrupt):
-        lifecycle.requeue(claimed, worker=worker, reason="worker stopped cold")
-        raise
+        timed_out = exc  # the except clause's name is unbound when it ends
+        outcome = lambda: lifecycle.fail(claimed, worker=worker, exc=timed_out, kind=ErrorKind.TIMEOUT, retryable=True)  # noqa: E731
+    except (SystemExit, KeyboardInterrupt) as exc:
+        cold_stop = exc
+        outcome = lambda: "waiting" if lifecycle.requeue(claimed, worker=worker, reason="worker stopped cold") else ""  # noqa: E731
     except Exception as exc:
+        failure = exc
         if isinstance(exc, JobError) or not ctx.cancel_requested:
-            return lifecycle.fail(claimed, worker=worker, exc=exc)
-        return "cancelled" if lifecycle.cancelled(claimed, worker=worker) else ""
+            outcome = lambda: lifecycle.fail(claimed, worker=worker, exc=failure)  # noqa: E731
+        else:
+            outcome = lambda: "cancelled" if lifecycle.cancelled(claimed, worker=worker) else ""  # noqa: E731
+    if guard.fired:
+        dbretry.drop_connection(cancel=True)
+    status = outcome()
+    if cold_stop is not None:
+        raise cold_stop
+    return status

@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.engine import broker, conf, lifecycle, outbox, retention, stats
+from jobs.engine import broker, conf, intake, lifecycle, outbox, retention, stats
 from jobs.engine.states import Status, transition_many
 from jobs.engine.worker import stale_before
 from jobs.exceptions import ErrorKind, JobError
@@ -36,7 +36,7 @@ def promote_due(*, limit: int = 1000) -> int:
         moved = set(transition_many([(i, q) for i, q, _ in rows], source=Status.DELAYED, target=Status.WAITING, message="due"))
         carried = [broker.Carried(i, q, p, conf.get_queue(q).timeout) for i, q, p in rows if i in moved]
         if carried:
-            transaction.on_commit(lambda: broker.push(carried))
+            transaction.on_commit(lambda: intake.hand_over(carried))
     return len(moved)
 
 
@@ -71,11 +71,12 @@ class ReconcileReport:
     paused_synced: int = 0
 
 
-def reconcile(*, grace: float = RECONCILE_GRACE) -> ReconcileReport:
+def reconcile(*, grace: float = RECONCILE_GRACE, queues: list[str] | None = None) -> ReconcileReport:
     """Hand every waiting job that Redis lost back to RQ, and restore the paused set from the database.
 
     Waiting jobs changed in the last `grace` seconds are left alone: their after-commit push may
     still be on its way (a second copy would be harmless, as claims are conditional, but wasteful).
+    `queues` limits the hand-over to some queues.
     """
     report = ReconcileReport()
     paused = set(QueueState.objects.filter(paused=True).values_list("name", flat=True))
@@ -84,6 +85,8 @@ def reconcile(*, grace: float = RECONCILE_GRACE) -> ReconcileReport:
         report.paused_synced = len(paused)
     settled = timezone.now() - timedelta(seconds=grace)
     for name, queue in conf.all_queues().items():
+        if queues is not None and name not in queues:
+            continue
         carried = broker.carried_ids(name)
         missing = [
             broker.Carried(i, name, p, queue.timeout)
@@ -97,6 +100,19 @@ def reconcile(*, grace: float = RECONCILE_GRACE) -> ReconcileReport:
     return report
 
 
+def hand_over_failed() -> int:
+    """Queues whose jobs could not be handed to Redis: once Redis answers, hand their waiting jobs over now."""
+    failed = dict(QueueState.objects.filter(handoff_failed_at__isnull=False).values_list("name", "handoff_failed_at"))
+    if not failed or not broker.ping():
+        return 0
+    pushed = reconcile(grace=0, queues=list(failed)).pushed
+    for name, at in failed.items():  # a failure noted meanwhile stays for the next tick
+        QueueState.objects.filter(name=name, handoff_failed_at=at).update(handoff_failed_at=None)
+    if pushed:
+        log.warning("handed %d jobs to Redis after it came back (%s)", pushed, ", ".join(sorted(failed)))
+    return pushed
+
+
 class Scheduler:
     """Runs the duties at their own intervals."""
 
@@ -105,6 +121,7 @@ class Scheduler:
         self.every = {"reconcile": reconcile_every, "retention": retention_every, "prune": 3600.0}
         self.last: dict[str, float] = {}
         self.stopping = False
+        self.redis_was_up: bool | None = None
 
     def due(self, name: str) -> bool:
         now = time.monotonic()
@@ -114,6 +131,11 @@ class Scheduler:
         return False
 
     def tick(self) -> None:
+        redis_up = broker.ping()
+        if redis_up and self.redis_was_up is False:
+            reconcile(grace=0)  # Redis is back: what it lost (or never got) goes over now, not at the next reconcile
+        self.redis_was_up = redis_up
+        hand_over_failed()
         promote_due()
         recover_stalled()
         outbox.sweep()

@@ -26,7 +26,7 @@ from redis import Redis
 from rq import Queue as RQQueue
 from rq.worker import BaseWorker, WorkerStatus
 
-from jobs.engine import broker, conf, lifecycle, outbox, priority, runner
+from jobs.engine import broker, conf, dbretry, lifecycle, outbox, priority, runner
 from jobs.engine.context import JobContext
 from jobs.exceptions import JobCancelled, WorkerShutdown
 from jobs.models import Job, WorkerHeartbeat
@@ -169,9 +169,9 @@ class EngineWorker(BaseWorker):
         try:
             outbox.flush()
         except Exception:
-            # The events stay undelivered; the outbox sweep delivers them again (hooks are idempotent).
+            # The marks stay pending (or the outbox sweep delivers those events again: hooks are idempotent).
             log.exception("worker %s: could not mark delivered events", self.name)
-            close_old_connections()
+            dbretry.drop_connection()
 
     def _on_start(self, claimed: lifecycle.Claimed, ctx: JobContext) -> None:
         self.current = (claimed, ctx)

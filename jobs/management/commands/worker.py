@@ -48,34 +48,74 @@ class Command(BaseCommand):
         worker.work(burst=opts["burst"], logging_level="INFO", max_jobs=opts["max_jobs"])
 
     def _supervise(self, names: list[str], opts: dict[str, Any]) -> None:
-        """Keep N single-process workers running; pass SIGTERM/SIGINT on and wait for them."""
+        """Keep N single-process workers running; pass SIGTERM/SIGINT on and wait for them.
+
+        A child that exits soon after it started (a database or Redis it cannot reach, a bad
+        setting) is restarted after a wait that doubles each time, up to MAX_BACKOFF seconds; one
+        that ran a while is restarted at once.
+        """
         cmd = [sys.executable, sys.argv[0], "worker", *names]
         if opts["burst"]:
             cmd.append("--burst")
-        procs: list[subprocess.Popen[bytes]] = []
         stopping = False
+        slots: list[Slot] = []
 
         def stop(signum: int, frame: Any) -> None:
             nonlocal stopping
             stopping = True
-            for p in procs:
-                if p.poll() is None:
-                    p.send_signal(signum)
+            for slot in slots:
+                if slot.proc is not None and slot.proc.poll() is None:
+                    slot.proc.send_signal(signum)
 
         signal.signal(signal.SIGTERM, stop)
         signal.signal(signal.SIGINT, stop)
-        procs = [subprocess.Popen(cmd) for _ in range(opts["processes"])]
-        self.stdout.write(f"supervising {len(procs)} worker processes on {', '.join(names)}")
+        slots = [Slot(cmd) for _ in range(opts["processes"])]
+        for slot in slots:
+            slot.start()
+        self.stdout.write(f"supervising {len(slots)} worker processes on {', '.join(names)}")
         while True:
             alive = False
-            for i, p in enumerate(procs):
-                code = p.poll()
-                if code is None:
+            now = time.monotonic()
+            for slot in slots:
+                if slot.proc is not None and slot.proc.poll() is None:
                     alive = True
-                elif not stopping and not opts["burst"]:
-                    self.stderr.write(f"worker process {p.pid} exited with {code}; starting another")
-                    procs[i] = subprocess.Popen(cmd)
-                    alive = True
+                    continue
+                if stopping or opts["burst"]:
+                    continue
+                alive = True
+                if slot.proc is not None:
+                    wait = slot.exited(now)
+                    self.stderr.write(f"worker process {slot.proc.pid} exited with {slot.proc.returncode}; starting another in {wait:g}s")
+                    slot.proc = None
+                if now >= slot.restart_at:
+                    slot.start()
             if not alive:
                 return
             time.sleep(0.5)
+
+
+#: Longest wait before restarting a worker process that keeps exiting at once.
+MAX_BACKOFF = 30.0
+#: A child that ran at least this long was healthy: its next restart waits nothing.
+HEALTHY_AFTER = 60.0
+
+
+class Slot:
+    """One supervised worker process and its restart backoff."""
+
+    def __init__(self, cmd: list[str]) -> None:
+        self.cmd = cmd
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.started = 0.0
+        self.backoff = 0.0
+        self.restart_at = 0.0
+
+    def start(self) -> None:
+        self.proc = subprocess.Popen(self.cmd)
+        self.started = time.monotonic()
+
+    def exited(self, now: float) -> float:
+        """Note an exit; returns how long to wait before the next start."""
+        self.backoff = 0.0 if now - self.started >= HEALTHY_AFTER else min(max(self.backoff * 2, 1.0), MAX_BACKOFF)
+        self.restart_at = now + self.backoff
+        return self.backoff
