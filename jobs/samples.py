@@ -76,3 +76,13 @@ def db_wait(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     with connection.cursor() as cursor:
         cursor.execute("SELECT pg_sleep(%s)", [seconds])
     return {"waited": seconds}
+
+
+@task("record")
+def record(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """Sleeps `seconds`, then appends its job id to the file `file`: the fault tests count how often each job really
+    ran to its end, whatever the engine recorded. Not open to API clients: it writes a file."""
+    time.sleep(float(payload.get("seconds", 0)))
+    with open(str(payload["file"]), "a", encoding="ascii") as fh:
+        fh.write(ctx.job_id + "\n")
+    return {"recorded": True}

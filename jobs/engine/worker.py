@@ -23,6 +23,7 @@ from django.db import close_old_connections
 from django.db import connection as db_connection
 from django.utils import timezone
 from redis import Redis
+from redis.exceptions import RedisError
 from rq import Queue as RQQueue
 from rq.worker import BaseWorker, WorkerStatus
 
@@ -35,6 +36,9 @@ log = logging.getLogger(__name__)
 
 PAUSED_REFRESH = 1.0
 BLOCK_SECONDS = 1
+#: Waits while Redis does not answer: the first, doubled up to the last.
+REDIS_FIRST_WAIT = 0.2
+REDIS_MAX_WAIT = 5.0
 
 
 class EngineWorker(BaseWorker):
@@ -104,7 +108,10 @@ class EngineWorker(BaseWorker):
         if now - self._suspension_read < PAUSED_REFRESH:
             return
         self._suspension_read = now
-        super().check_for_suspension(burst)
+        try:
+            super().check_for_suspension(burst)
+        except RedisError:
+            pass  # Redis down: the dequeue rides it out and says so
 
     def run_maintenance_tasks(self) -> None:
         # RQ's registries are not used for engine jobs; recovery is the scheduler's (jobs.engine.scheduler).
@@ -116,7 +123,21 @@ class EngineWorker(BaseWorker):
 
     # Returns (job id, queue name), not RQ objects: RQ's work() only hands them on to execute_job below.
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> tuple[str, str] | None:  # type: ignore[override]
-        """Pop the next job id: highest priority level first, skipping paused queues."""
+        """Pop the next job id: highest priority level first, skipping paused queues; rides out a Redis restart."""
+        wait = REDIS_FIRST_WAIT
+        while not self._stop_requested:
+            try:
+                return self._dequeue(timeout, max_idle_time)
+            except RedisError as exc:
+                # Redis restarting or down: the jobs are rows in the database, nothing is lost meanwhile.
+                # An id popped just before is handed back by the scheduler's reconcile.
+                log.warning("worker %s: Redis unreachable (%s); trying again in %.1fs", self.name, exc, wait)
+                self._paused_read = 0.0
+                time.sleep(wait)
+                wait = min(wait * 2, REDIS_MAX_WAIT)
+        return None
+
+    def _dequeue(self, timeout: int | None, max_idle_time: int | None) -> tuple[str, str] | None:
         burst = timeout is None
         idle_since = time.monotonic()
         conn = self.connection
@@ -194,9 +215,12 @@ class EngineWorker(BaseWorker):
         if self._limiter is None:
             self._limiter = MovingWindowRateLimiter(RedisStorage(settings.REDIS_URL))
         item = RateLimitItemPerSecond(rate.max, max(1, int(rate.duration)))
-        while not self._limiter.hit(item, "jobs", queue):
-            reset = self._limiter.get_window_stats(item, "jobs", queue).reset_time
-            time.sleep(min(max(reset - time.time(), 0.01), 1.0))
+        try:
+            while not self._limiter.hit(item, "jobs", queue):
+                reset = self._limiter.get_window_stats(item, "jobs", queue).reset_time
+                time.sleep(min(max(reset - time.time(), 0.01), 1.0))
+        except Exception:
+            log.warning("worker %s: rate limit of %s not checked, Redis unreachable", self.name, queue)
 
     def _beat_loop(self) -> None:
         interval = settings.JOBS_HEARTBEAT_INTERVAL
@@ -213,6 +237,8 @@ class EngineWorker(BaseWorker):
         job_id = current[0].id if current else ""
         WorkerHeartbeat.objects.filter(name=self.name).update(last_seen=timezone.now(), current_job_id=job_id, jobs_done=self.jobs_done)
         try:
+            if not self.connection.exists(self.key):
+                self.register_birth()  # Redis restarted empty: be seen again (django-rq's pages, `rq info`)
             super().heartbeat(None)
             self._last_rq_beat = time.monotonic()
         except Exception:
