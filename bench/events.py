@@ -1,14 +1,14 @@
-"""Events benchmark: a worker's progress update to its arrival at WebSocket clients, through daphne.
+"""Events benchmark: a worker's progress update to its arrival at WebSocket clients, through the web server (uvicorn).
 
     DATABASE_URL=postgres://127.0.0.1:5432/h_bench_events REDIS_URL=redis://127.0.0.1:6379/12 \
         .venv/bin/python bench/events.py [--updates 1000] [--clients 1,10,50,100,200]
 
-It starts daphne (config.asgi:application) on a free loopback port and one engine worker on the
+It starts the web server (uvicorn, config.asgi:application) on a free loopback port and one engine worker on the
 bench queue, then:
   (a) one client (API key, staff) subscribed to the queue `bench` while the worker runs a `sleep`
       job reporting --updates progress updates: delay = arrival at the client - the event's "at"
       (the moment the hook saw the committed progress), p50/p95/p99/max;
-  (b) 1, 10, 50, ... clients connected to the one daphne process, all subscribed, while a job
+  (b) 1, 10, 50, ... clients connected to the one web server process, all subscribed, while a job
       reports --step-updates updates: p50/p95 over every client's events, stopping at the first
       step whose p95 is more than --factor times (a)'s p95.
 It prints a table and ends with one JSON line. Its rows, user and Redis keys are deleted at the end.
@@ -22,7 +22,17 @@ import socket
 import time
 from typing import Any
 
-from engine import QUEUE, clean_engine, engine_worker, output, percentile, setup_django, spawn, stop, wait_until
+from engine import (
+    QUEUE,
+    clean_engine,
+    engine_worker,
+    output,
+    percentile,
+    setup_django,
+    spawn,
+    stop,
+    wait_until,
+)
 
 
 def free_port() -> int:
@@ -113,14 +123,16 @@ def main() -> None:
     user = User.objects.create_user("bench-events", is_staff=True)
     raw = create_api_key(user=user, name="bench")[1]
     port = free_port()
-    daphne = spawn(["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"])
+    from launcher import web
+
+    server = spawn(web.command("127.0.0.1", port, access_log=False)[1:])  # the web server (uvicorn), as `serve` runs it
     worker = engine_worker("bench-engine-events", burst=False)
     url = f"ws://127.0.0.1:{port}/ws/events?api_key={raw}"
     result: dict[str, Any] = {}
     try:
-        wait_until(lambda: port_open(port) or daphne.poll() is not None, 30, "daphne")
-        if daphne.poll() is not None:
-            raise RuntimeError(f"daphne exited:\n{output(daphne)}")
+        wait_until(lambda: port_open(port) or server.poll() is not None, 30, "the web server")
+        if server.poll() is not None:
+            raise RuntimeError(f"the web server exited:\n{output(server)}")
         asyncio.run(measure(url, 1, 20, 0.2))  # warm-up: imports, connections
         delays, n = asyncio.run(measure(url, 1, args.updates, args.seconds))
         base_p95 = percentile(delays, 0.95)
@@ -128,11 +140,11 @@ def main() -> None:
             "updates": args.updates, "received": n, "p50_ms": round(percentile(delays, 0.5), 2), "p95_ms": round(base_p95, 2),
             "p99_ms": round(percentile(delays, 0.99), 2), "max_ms": round(max(delays), 2), "steps": [],
         }
-        print(f"jobconsole events bench: daphne + 1 engine worker, loopback, {args.updates} progress updates in {args.seconds:.1f} s")
+        print(f"jobconsole events bench: uvicorn + 1 engine worker, loopback, {args.updates} progress updates in {args.seconds:.1f} s")
         print(f"  1 client: received {n}/{args.updates}")
         for label, key in (("p50", "p50_ms"), ("p95", "p95_ms"), ("p99", "p99_ms"), ("max", "max_ms")):
             print(f"  progress -> client {label:<4} {result[key]:>10.2f} ms")
-        print(f"  clients on one daphne process, {args.step_updates} updates each step, limit p95 <= {args.factor:g} x {base_p95:.2f} ms")
+        print(f"  clients on one web server process, {args.step_updates} updates each step, limit p95 <= {args.factor:g} x {base_p95:.2f} ms")
         print(f"  {'clients':>8} {'received':>10} {'p50 ms':>9} {'p95 ms':>9}")
         held = 0
         for count in [int(c) for c in args.clients.split(",")]:
@@ -149,7 +161,7 @@ def main() -> None:
         print(f"  clients held within {args.factor:g} x p95: {held}")
     finally:
         stop(worker)
-        stop(daphne)
+        stop(server)
         clean_engine(conn)
         User.objects.filter(username="bench-events").delete()
         for key in conn.scan_iter(match="asgi*", count=1000):

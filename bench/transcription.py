@@ -399,7 +399,9 @@ def main() -> None:
         user = get_user_model().objects.create_user(USERNAME)
         _, key = create_api_key(user=user, name="bench")
         port = free_port()
-        server = spawn(["-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"])
+        from launcher import web
+
+        server = spawn(web.command("127.0.0.1", port, access_log=False)[1:])  # the web server (uvicorn), as `serve` runs it
         w1 = spawn(["manage.py", "worker", QUEUE, "--name", workers[0]])
 
         def up() -> bool:

@@ -16,7 +16,6 @@ ALLOWED_HOSTS = ENV.allowed_hosts
 CSRF_TRUSTED_ORIGINS = [f"http://{h}:8000" for h in ("localhost", "127.0.0.1")]
 
 INSTALLED_APPS = [
-    "daphne",
     # Before the admin: the console's admin/index.html extends the admin's own.
     "jobs.console",
     # django.contrib.admin, with the console's site (the engine's pages at /admin/jobs/queues/...).
@@ -42,6 +41,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "jobs.api.middleware.RefuseNulPaths",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
@@ -135,6 +135,10 @@ STORAGES = build_storages(ENV)
 MEDIA_ROOT = ENV.media_root
 MEDIA_URL = "/media/"
 STORAGE_TIMEOUT = ENV.storage_timeout
+# Request bodies (jobs.api.bodylimit): an upload (multipart) up to the largest audio plus its form
+# fields; any other body up to Django's in-memory limit (2.5 MB). Over a limit: 413 before reading.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+UPLOAD_BODY_MAX = ENV.transcription_max_bytes + 1024 * 1024
 TRANSCRIPTION_ALLOWED_HOSTS = ENV.transcription_allowed_hosts
 TRANSCRIPTION_MODEL_DIR = ENV.transcription_model_dir
 TRANSCRIPTION_MAX_BYTES = ENV.transcription_max_bytes
@@ -163,6 +167,9 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "jobs.api.errors.exception_handler",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.LimitOffsetPagination",
     "PAGE_SIZE": 50,
+    # JSON bodies everywhere; the two upload endpoints add multipart (their views say so).
+    "DEFAULT_PARSER_CLASSES": ["jobs.api.parsers.JSONParser"],
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
 }
 
 SPECTACULAR_SETTINGS = {
@@ -170,6 +177,9 @@ SPECTACULAR_SETTINGS = {
     "DESCRIPTION": "Jobs, queues and dead letters of the jobconsole engine.",
     "VERSION": "0.1.0",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Request bodies get their own components, with write-only rules (minLength 1 for required text).
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "jobs.api.schema.path_parameters"],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

@@ -11,3 +11,8 @@ urlpatterns = [
     path("", include("pipelines.urls")),
     path("", include("jobs.api.urls")),
 ]
+
+# What Django answers outside the views is `{message, extra}` too under /api/, /v1/ and /metrics (jobs.api.errors).
+handler400 = "jobs.api.errors.bad_request_page"
+handler404 = "jobs.api.errors.not_found"
+handler500 = "jobs.api.errors.server_error_page"

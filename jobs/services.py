@@ -44,16 +44,17 @@ RETRY_RESET: dict[str, Any] = dict(
 def enqueue(spec: JobSpec, *, from_api: bool = False) -> tuple[Job, bool]:
     """Write a job and hand it to RQ after commit; returns (job, created).
 
-    An idempotency key seen before (from the same owner) returns the first job. `from_api`: the
-    caller is an API client, who may enqueue only job types registered with `api=True`.
+    An idempotency key seen before (from the same owner) returns the first job, once the spec is
+    valid: a bad request is refused even when its key was used. `from_api`: the caller is an API
+    client, who may enqueue only job types registered with `api=True`.
     """
+    now = timezone.now()
+    job = intake.build(spec, now, from_api=from_api)
     key = intake.scoped_key(spec)
     if key:
         existing = Job.objects.filter(idempotency_key=key).first()
         if existing:
             return existing, False
-    now = timezone.now()
-    job = intake.build(spec, now, from_api=from_api)
     try:
         with transaction.atomic():
             job.save(force_insert=True)
@@ -77,10 +78,10 @@ def enqueue_many(specs: Iterable[JobSpec], *, batch_size: int = 2000) -> list[Jo
     out: list[Job] = []
     new: list[Job] = []
     for spec, key in zip(specs, keys):
+        job = intake.build(spec, now)  # checked before a known key returns its job, as in enqueue
         if key and key in existing:
             out.append(existing[key])
             continue
-        job = intake.build(spec, now)
         if key:
             existing[key] = job
         new.append(job)

@@ -3,15 +3,16 @@ from __future__ import annotations
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import access
 from jobs.api.errors import errors
+from jobs.api.parsers import JSONParser
 from jobs.api.inputs import body
-from jobs.api.pagination import PAGE_PARAMS, paginated
+from jobs.api.pagination import PAGE_PARAMS, page_of, paginated
 from jobs.api.serializers import JobOutputSerializer
 from pipelines import selectors, services
 from pipelines.serializers import (
@@ -45,7 +46,7 @@ class ProjectListCreateApi(APIView):
 
     parser_classes = [MultiPartParser, FormParser, JSONParser]
 
-    @extend_schema(tags=["pipelines"], summary="List projects", operation_id="projects_list", parameters=PAGE_PARAMS, responses={200: ProjectOutputSerializer(many=True), **errors()})
+    @extend_schema(tags=["pipelines"], summary="List projects", operation_id="projects_list", parameters=PAGE_PARAMS, responses={200: page_of(ProjectOutputSerializer), **errors(400)})
     def get(self, request: Request) -> Response:
         return paginated(request, self, selectors.visible_projects(request.user).order_by("-created_at"), ProjectOutputSerializer)
 

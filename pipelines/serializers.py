@@ -3,28 +3,38 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from jobs.api.serializers import TextField
 from pipelines import definitions
+from transcription import languages
+
+LANGUAGE = RegexValidator(languages.PATTERN, languages.MESSAGE)
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True, "nullable": True})
+class ObjectField(serializers.JSONField):
+    """A JSON object (documented as one; the service checks the value)."""
 
 
 class ProjectCreateInputSerializer(serializers.Serializer):
     """Multipart: the source media and the languages."""
 
     file = serializers.FileField(help_text="The source video (or audio).")
-    sourceLanguage = serializers.CharField(max_length=16, help_text="Spoken language of the media, e.g. en.")
-    targetLanguage = serializers.CharField(max_length=16, help_text="Language to dub into, e.g. fr.")
+    sourceLanguage = TextField(max_length=16, validators=[LANGUAGE], help_text="Spoken language of the media, e.g. en.")
+    targetLanguage = TextField(max_length=16, validators=[LANGUAGE], help_text="Language to dub into, e.g. fr.")
     premium = serializers.BooleanField(default=False, help_text="Premium projects also run lip-sync.")
 
 
 class ApproveInputSerializer(serializers.Serializer):
-    output = serializers.JSONField(required=False, allow_null=True, help_text="The stage's output as edited by the reviewer (e.g. a corrected transcript); omitted: approved as produced.")
+    output = ObjectField(required=False, allow_null=True, help_text="The stage's output as edited by the reviewer (e.g. a corrected transcript); omitted: approved as produced.")
 
 
 class RejectInputSerializer(serializers.Serializer):
-    notes = serializers.CharField(help_text="What is wrong; the stage runs again.")
+    notes = TextField(max_length=5000, validators=[RegexValidator(r"\S", "say what is wrong")], help_text="What is wrong; the stage runs again.")
 
 
 class RerunInputSerializer(serializers.Serializer):

@@ -7,7 +7,6 @@ fires the hooks only after the transaction commits.
 from __future__ import annotations
 
 import logging
-import re
 from typing import IO, Any, Iterable
 
 from django.db import transaction
@@ -22,11 +21,10 @@ from jobs.services import JobChange, JobSpec
 from pipelines import definitions, selectors
 from pipelines.exceptions import PipelineInputError, ProjectStateError
 from pipelines.models import Project, StageReview, StageRun
-from transcription import sources
+from transcription import languages, sources
 
 log = logging.getLogger(__name__)
 P = Project.Status
-_LANGUAGE = re.compile(r"[a-z]{2,3}(-[A-Za-z0-9]{2,8})?")
 
 #: target status -> the statuses a project may reach it from.
 ALLOWED: dict[str, frozenset[str]] = {
@@ -82,8 +80,8 @@ def _start(project: Project, stage: definitions.Stage, *, input: Any) -> StageRu
 
 def _language(field: str, value: str) -> str:
     code = (value or "").strip()
-    if not _LANGUAGE.fullmatch(code):
-        raise PipelineInputError(f"invalid {field}", extra={field: ["must be a language code such as en, fr or pt-BR"]})
+    if not languages.is_code(code):
+        raise PipelineInputError(f"invalid {field}", extra={field: [languages.MESSAGE]})
     return code
 
 
@@ -95,6 +93,7 @@ def create_project(
     definition = definitions.get(pipeline)
     languages = dict(source_language=_language("sourceLanguage", source_language), target_language=_language("targetLanguage", target_language))
     with sources.request_errors(field="file", invalid=PipelineInputError):
+        sources.require_audio(upload)  # dubbing needs speech: a video without sound is refused too
         key = sources.save_upload(upload, name=upload_name or "media", prefix="pipelines/")
     with transaction.atomic():
         project = Project.objects.create(owner=owner, pipeline=definition.name, source_key=key, source_name=upload_name[:255], premium=premium, **languages)

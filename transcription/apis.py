@@ -3,27 +3,44 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from django.http import HttpResponse
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import serializers, status
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import access
 from jobs.api.errors import errors
-from transcription import formats, selectors, services
+from jobs.api.parsers import JSONParser
+from jobs.api.serializers import TextField
+from transcription import formats, languages, selectors, services, sources
 from transcription.models import Transcription
 
 
-class TranscriptionInputSerializer(serializers.Serializer):
-    file = serializers.FileField(required=False, help_text="The audio (multipart). Either this or audioUrl.")
-    audioUrl = serializers.CharField(required=False, max_length=1000, help_text="A storage key, an s3:// URL in the configured bucket, or an https URL on an allowed host.")
+SOURCE = RegexValidator(sources.SOURCE_PATTERN, "must be printable ASCII without spaces (percent-encode URLs)")
+
+
+class TranscriptionJsonInputSerializer(serializers.Serializer):
+    """A transcription of audio already stored: the JSON body."""
+
+    audioUrl = TextField(max_length=1000, validators=[SOURCE], help_text="A storage key, an s3:// URL in the configured bucket, or an https URL on an allowed host.")
     model = serializers.ChoiceField(choices=Transcription.Model.values, required=False)
     format = serializers.ChoiceField(choices=Transcription.Format.values, required=False)
     tier = serializers.ChoiceField(choices=Transcription.Tier.values, required=False, help_text="FREE, PRO or PAYG: the job's priority (1, 5, 10).")
-    language = serializers.CharField(required=False, max_length=16)
+    language = TextField(
+        required=False, max_length=16, validators=[RegexValidator(languages.PATTERN, languages.MESSAGE)],
+        help_text="The spoken language; left out, the model detects it.",
+    )
+
+
+class TranscriptionInputSerializer(TranscriptionJsonInputSerializer):
+    """A transcription: the multipart body, an uploaded file or an audioUrl."""
+
+    file = serializers.FileField(required=False, help_text="The audio (multipart). Either this or audioUrl.")
+    audioUrl = TextField(required=False, max_length=1000, validators=[SOURCE], help_text="Instead of a file: a storage key, an s3:// URL in the configured bucket, or an https URL on an allowed host.")
 
 
 class TranscriptionCreatedSerializer(serializers.Serializer):
@@ -91,7 +108,7 @@ class TranscriptionListCreateApi(APIView):
 
     @extend_schema(
         tags=["transcriptions"], summary="Request a transcription", operation_id="transcriptions_create",
-        request={"multipart/form-data": TranscriptionInputSerializer, "application/json": TranscriptionInputSerializer},
+        request={"multipart/form-data": TranscriptionInputSerializer, "application/json": TranscriptionJsonInputSerializer},
         responses={201: TranscriptionCreatedSerializer, **errors(400)},
     )
     def post(self, request: Request) -> Response:

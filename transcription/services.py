@@ -13,7 +13,7 @@ from jobs.exceptions import ErrorKind, JobCancelled, PermanentError
 from jobs.access import User
 from jobs.models import Job
 from jobs.tasks import JobContext
-from transcription import engine, formats, sources
+from transcription import engine, formats, languages, sources
 from transcription.exceptions import TranscriptionInputError
 from transcription.models import Transcription
 
@@ -45,12 +45,19 @@ def request_transcription(
         format=_choice("format", format, Transcription.Format, Transcription.Format.JSON),
         tier=_choice("tier", tier, Transcription.Tier, Transcription.Tier.FREE),
     )
+    language = (language or "").strip()
+    if language and not languages.is_code(language):
+        raise TranscriptionInputError("invalid language", extra={"language": [languages.MESSAGE]})
     if (upload is None) == (not audio_url):
         raise TranscriptionInputError("send either an audio file or an audioUrl", extra={"file": ["exactly one of file and audioUrl"]})
-    with sources.request_errors(field="audioUrl", invalid=TranscriptionInputError):
-        source = sources.save_upload(upload, name=upload_name or "audio") if upload is not None else sources.check(audio_url or "")
+    with sources.request_errors(field="file" if upload is not None else "audioUrl", invalid=TranscriptionInputError):
+        if upload is not None:
+            sources.require_audio(upload)
+            source = sources.save_upload(upload, name=upload_name or "audio")
+        else:
+            source = sources.check(audio_url or "")
     with transaction.atomic():
-        row = Transcription.objects.create(owner=owner, source=source, source_name=upload_name, language=(language or "")[:16], **chosen)
+        row = Transcription.objects.create(owner=owner, source=source, source_name=upload_name, language=language, **chosen)
         job, _ = job_services.enqueue(JobSpec(type=JOB_TYPE, payload={"transcriptionId": row.id}, owner=owner, priority=chosen["tier"]))
         row.job = job
         row.save(update_fields=["job"])

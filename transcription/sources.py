@@ -95,12 +95,16 @@ def job_errors(what: str) -> Iterator[None]:
 # Policy -------------------------------------------------------------------------------------------
 
 
+#: What an audio source may hold: printable ASCII without spaces (also the API schema's pattern).
+SOURCE_PATTERN = r"^[!-~]+$"
+
+
 def check(source: str) -> str:
     """Validate a user-given audio URL or storage key; return the storage key or the normalized https URL."""
     text = (source or "").strip()
     if not text:
         raise _refused("no audio source given")
-    if len(text) > MAX_KEY_LENGTH or not text.isprintable() or not text.isascii() or re.search(r"\s", text):
+    if len(text) > MAX_KEY_LENGTH or not re.fullmatch(SOURCE_PATTERN, text):
         raise _refused("an audio source must be printable ASCII without spaces, at most 1000 characters (percent-encode URLs)")
     scheme = _SCHEME.match(text)
     if scheme is None:
@@ -174,7 +178,7 @@ def _refused(message: str) -> SourceRefused:
 
 
 def save_upload(fileobj: IO[bytes], *, name: str, prefix: str = "audio/") -> str:
-    """Store an uploaded file through default_storage under a unique key; return the key."""
+    """Store an uploaded file through default_storage under a unique key; return the key (SourceTooLarge over the limit)."""
     prefix = check_key(prefix.strip("/")) + "/"
     size = _size_of(fileobj)
     limit = settings.TRANSCRIPTION_MAX_BYTES
@@ -187,6 +191,28 @@ def save_upload(fileobj: IO[bytes], *, name: str, prefix: str = "audio/") -> str
         _copy(fileobj, spool, limit)  # an unseekable stream: learn its size (capped) before storing
         spool.seek(0)
         return _save(key, File(spool))
+
+
+def require_audio(fileobj: IO[bytes]) -> None:
+    """SourceRefused unless FFmpeg (PyAV) reads an audio stream from a seekable upload's headers.
+
+    The services call it before storing an upload, so that a text file or an image sent as audio is
+    a 400 at once rather than a failed job later. Only the headers are read (milliseconds); the file
+    is left at its start.
+    """
+    import av  # PyAV (faster-whisper decodes with it); loaded by the processes that take uploads only
+
+    fileobj.seek(0)
+    try:
+        with av.open(fileobj, mode="r") as container:
+            kinds = [stream.type for stream in container.streams]
+    except (av.FFmpegError, ValueError, OSError, EOFError):
+        kinds = []
+    finally:
+        fileobj.seek(0)
+    if "audio" not in kinds:
+        found = f" (found: {', '.join(sorted(set(kinds)))})" if kinds else ""
+        raise SourceRefused(f"the file is not audio or video with sound that can be decoded{found}")
 
 
 def _save(key: str, content: File) -> str:

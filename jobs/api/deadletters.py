@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from jobs import selectors, services
 from jobs.api.errors import errors
 from jobs.api.inputs import query
-from jobs.api.pagination import PAGE_PARAMS, paginated
+from jobs.api.pagination import PAGE_PARAMS, page_of, paginated
 from jobs.api.permissions import IsStaff
 from jobs.api.serializers import (
     DeadLetterFilterSerializer,
@@ -33,7 +33,7 @@ class DeadLetterStatsApi(APIView):
 class DeadLetterListApi(APIView):
     """The caller's open dead letters (staff: all), newest first."""
 
-    @extend_schema(tags=["dead letters"], summary="List dead letters", operation_id="dead_letter_list", parameters=[DeadLetterFilterSerializer, *PAGE_PARAMS], responses={200: DeadLetterOutputSerializer(many=True), **errors(400)})
+    @extend_schema(tags=["dead letters"], summary="List dead letters", operation_id="dead_letter_list", parameters=[DeadLetterFilterSerializer, *PAGE_PARAMS], responses={200: page_of(DeadLetterOutputSerializer), **errors(400)})
     def get(self, request: Request) -> Response:
         filters = query(DeadLetterFilterSerializer, request)
         qs = selectors.dead_letter_list(user=request.user, queue=filters.get("queue"), error_kind=filters.get("errorKind"))

@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views.defaults import bad_request, page_not_found, server_error
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent, TooManyFilesSent
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -34,6 +38,10 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, JobsError):
         set_rollback()
         return Response({"message": exc.message, "extra": exc.extra}, status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):
+        return Response({"message": "request body too large", "extra": {"limit": settings.DATA_UPLOAD_MAX_MEMORY_SIZE}}, status=413)
+    if isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
+        return Response({"message": str(exc) or "too many fields", "extra": {}}, status=400)
     response = drf_exception_handler(exc, context)
     if response is None:
         return None
@@ -57,3 +65,28 @@ ERRORS = {
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
     """Schema entries for the error responses an endpoint can give."""
     return {code: ERRORS[code] for code in (401, *codes)}
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler404: a path that matches no route answers `{message, extra}` under the API's prefixes, Django's page elsewhere."""
+    if request.path.startswith(API_PREFIXES):
+        return JsonResponse({"message": "Not Found", "extra": {"path": request.path}}, status=404)
+    return page_not_found(request, exception or Http404())
+
+
+def bad_request_page(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler400: what Django refuses before a view (a bad Host header, too many form fields) is `{message, extra}` under the API's prefixes."""
+    if request.path.startswith(API_PREFIXES):
+        return JsonResponse({"message": "Bad Request", "extra": {}}, status=400)
+    return bad_request(request, exception or SuspiciousOperation())
+
+
+def server_error_page(request: HttpRequest) -> HttpResponse:
+    """handler500: an unexpected error is `{message, extra}` under the API's prefixes (the traceback goes to the log only)."""
+    if request.path.startswith(API_PREFIXES):
+        return JsonResponse({"message": "Server Error", "extra": {}}, status=500)
+    return server_error(request)
+
+
+#: Where answers are JSON (the API, seed 4's admin paths, the metrics).
+API_PREFIXES = ("/api/", "/v1/", "/metrics")

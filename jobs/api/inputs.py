@@ -7,10 +7,14 @@ from rest_framework.request import Request
 
 
 def query(serializer: type, request: Request) -> dict[str, Any]:
-    """The query parameters, validated by `serializer` (400 with {message, extra} when invalid)."""
+    """The query parameters, validated by `serializer` (400 with {message, extra} when invalid).
+
+    An empty parameter (`?queue=&status=`, as API.md writes the filters) means one left out: the
+    optional filters allow blank in the schema, and blank values are dropped here.
+    """
     s = serializer(data=request.query_params)
     s.is_valid(raise_exception=True)
-    return s.validated_data
+    return {name: value for name, value in s.validated_data.items() if value != ""}
 
 
 def body(serializer: type, request: Request) -> dict[str, Any]:

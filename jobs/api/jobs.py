@@ -10,7 +10,7 @@ from rest_framework.views import APIView
 from jobs import access, selectors, services
 from jobs.api.errors import errors
 from jobs.api.inputs import body, query
-from jobs.api.pagination import PAGE_PARAMS, paginated
+from jobs.api.pagination import PAGE_PARAMS, page_of, paginated
 from jobs.api.serializers import (
     JobCreateInputSerializer,
     JobListFilterSerializer,
@@ -23,7 +23,7 @@ from jobs.api.serializers import (
 class JobListCreateApi(APIView):
     """The caller's jobs (staff: all), and enqueueing a job type open to API clients."""
 
-    @extend_schema(tags=["jobs"], summary="List jobs", operation_id="jobs_list", parameters=[JobListFilterSerializer, *PAGE_PARAMS], responses={200: JobOutputSerializer(many=True), **errors(400)})
+    @extend_schema(tags=["jobs"], summary="List jobs", operation_id="jobs_list", parameters=[JobListFilterSerializer, *PAGE_PARAMS], responses={200: page_of(JobOutputSerializer), **errors(400)})
     def get(self, request: Request) -> Response:
         filters = query(JobListFilterSerializer, request)
         return paginated(request, self, selectors.job_list(user=request.user, **filters), JobOutputSerializer)

@@ -10,7 +10,7 @@ from typing import Any, Iterator, Mapping
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiResponse, extend_schema
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
@@ -22,6 +22,7 @@ from rest_framework.views import APIView
 from jobs import selectors
 from jobs.api.auth import ApiKeyAuthentication
 from jobs.api.errors import errors
+from jobs.api.serializers import ErrorOutputSerializer
 from jobs.api.permissions import IsStaffOrMetricsToken, MetricsTokenAuthentication
 from jobs.engine import stats
 
@@ -84,6 +85,9 @@ class PrometheusRenderer(BaseRenderer):
         return JSONRenderer().render(data)
 
 
+NO_RENDERER = OpenApiResponse(ErrorOutputSerializer, description="`?format=` names neither json nor txt.")
+
+
 class MetricsApi(APIView):
     """Prometheus text format: jobs per queue and status, paused queues, dead letters, live workers. Staff, or `Bearer <METRICS_TOKEN>`."""
 
@@ -91,6 +95,6 @@ class MetricsApi(APIView):
     permission_classes = [IsStaffOrMetricsToken]
     renderer_classes = [JSONRenderer, PrometheusRenderer]
 
-    @extend_schema(tags=["metrics"], summary="Prometheus metrics", operation_id="metrics", responses={(200, "text/plain"): OpenApiTypes.STR, **errors(403)})
+    @extend_schema(tags=["metrics"], summary="Prometheus metrics", operation_id="metrics", responses={(200, "text/plain"): OpenApiTypes.STR, **errors(403), 404: NO_RENDERER})
     def get(self, request: Request) -> HttpResponse:
         return HttpResponse(render(), content_type="text/plain; version=0.0.4; charset=utf-8")

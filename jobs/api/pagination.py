@@ -4,16 +4,22 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter
+from rest_framework import serializers
 from rest_framework.pagination import LimitOffsetPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 
+#: Deeper pages are refused (400): an OFFSET this large reads more rows than a list should.
+MAX_OFFSET = 1_000_000
+
+
 class CountlessPagination(LimitOffsetPagination):
-    """limit/offset without COUNT(*): one extra row tells whether a next page exists (lists stay fast at a million rows)."""
+    """limit/offset without COUNT(*): one extra row tells whether a next page exists (lists stay fast at a million rows).
+
+    limit and offset are validated (PageParamsSerializer): a bad value is a 400, not a silent default.
+    """
 
     default_limit = 50
     max_limit = 500
@@ -21,8 +27,10 @@ class CountlessPagination(LimitOffsetPagination):
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any]:
         """Return one page and remember whether more rows follow."""
         self.request = request
-        self.limit = self.get_limit(request) or self.default_limit
-        self.offset = self.get_offset(request)
+        params = PageParamsSerializer(data=request.query_params)
+        params.is_valid(raise_exception=True)
+        self.limit = params.validated_data.get("limit", self.default_limit)
+        self.offset = params.validated_data.get("offset", 0)
         rows = list(queryset[self.offset : self.offset + self.limit + 1])
         self.has_next = len(rows) > self.limit
         self.count = self.offset + len(rows)  # used by DRF's link helpers only
@@ -40,20 +48,6 @@ class CountlessPagination(LimitOffsetPagination):
             )
         )
 
-    def get_paginated_response_schema(self, schema: dict[str, Any]) -> dict[str, Any]:
-        """The page's OpenAPI schema."""
-        return {
-            "type": "object",
-            "required": ["limit", "offset", "next", "previous", "results"],
-            "properties": {
-                "limit": {"type": "integer"},
-                "offset": {"type": "integer"},
-                "next": {"type": "string", "nullable": True, "format": "uri"},
-                "previous": {"type": "string", "nullable": True, "format": "uri"},
-                "results": schema,
-            },
-        }
-
 
 def paginated(request: Request, view: APIView, queryset: Any, serializer: type, **context: Any) -> Response:
     """Serialize one page of `queryset`."""
@@ -62,7 +56,32 @@ def paginated(request: Request, view: APIView, queryset: Any, serializer: type, 
     return paginator.get_paginated_response(serializer(page, many=True, context=context).data)
 
 
-PAGE_PARAMS = [
-    OpenApiParameter("limit", OpenApiTypes.INT, description=f"Page size (default {CountlessPagination.default_limit}, at most {CountlessPagination.max_limit})."),
-    OpenApiParameter("offset", OpenApiTypes.INT, description="Rows to skip."),
-]
+class PageParamsSerializer(serializers.Serializer):
+    """limit and offset, as the schema documents them."""
+
+    limit = serializers.IntegerField(
+        required=False, min_value=1, max_value=CountlessPagination.max_limit,
+        help_text=f"Page size (default {CountlessPagination.default_limit}, at most {CountlessPagination.max_limit}).",
+    )
+    offset = serializers.IntegerField(required=False, min_value=0, max_value=MAX_OFFSET, help_text="Rows to skip.")
+
+
+PAGE_PARAMS = [PageParamsSerializer]
+
+_PAGES: dict[type, type] = {}
+
+
+def page_of(item: type[serializers.Serializer]) -> serializers.Serializer:
+    """The schema of one page of `item`s: {limit, offset, next, previous, results} (one component per item)."""
+    if item not in _PAGES:
+        name = item.__name__.removesuffix("Serializer").removesuffix("Output") + "PageSerializer"
+        _PAGES[item] = type(name, (serializers.Serializer,), {
+            "__module__": __name__,
+            "__doc__": f"One page of {item.__name__.removesuffix('Serializer')}; `next` is null on the last page.",
+            "limit": serializers.IntegerField(),
+            "offset": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": item(many=True),
+        })
+    return _PAGES[item]()

@@ -7,8 +7,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
+from drf_spectacular.utils import OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -17,7 +16,7 @@ from rest_framework.views import APIView
 from jobs import selectors, services
 from jobs.api.errors import errors
 from jobs.api.inputs import body, query
-from jobs.api.pagination import PAGE_PARAMS, paginated
+from jobs.api.pagination import PAGE_PARAMS, page_of, paginated
 from jobs.api.permissions import IsStaff
 from jobs.api.serializers import (
     CleanInputSerializer,
@@ -25,6 +24,7 @@ from jobs.api.serializers import (
     HealthOutputSerializer,
     JobOutputSerializer,
     QueueJobsFilterSerializer,
+    QueueOptionalParamSerializer,
     QueueParamSerializer,
     QueueStateOutputSerializer,
     QueueStatsOutputSerializer,
@@ -52,11 +52,11 @@ class QueueNameFromQueryOrDefault(QueueNameFromPath):
 
     def queue_name(self, request: Request, kwargs: dict[str, Any]) -> str:
         """The queue named in `?queue=`, else `default`."""
-        return request.query_params.get("queue") or "default"
+        return str(query(QueueOptionalParamSerializer, request).get("queue", "default"))
 
 
-QUEUE_QUERY = [OpenApiParameter("queue", OpenApiTypes.STR, required=True, description="A declared queue, e.g. `default`.")]
-QUEUE_QUERY_OPTIONAL = [OpenApiParameter("queue", OpenApiTypes.STR, description="A declared queue (default: `default`).")]
+QUEUE_QUERY = [QueueParamSerializer]
+QUEUE_QUERY_OPTIONAL = [QueueOptionalParamSerializer]
 
 
 def alias(view: type[APIView], canonical: str, method: str, *, name: str, bases: tuple[type, ...] = (), attrs: dict[str, Any] | None = None, **schema: Any) -> type[APIView]:
@@ -96,7 +96,7 @@ class QueueStatsDetailApi(QueueNameFromPath, APIView):
 class QueueJobsApi(APIView):
     """The jobs of one queue that the caller may see (staff: all), newest first; a paused queue's waiting jobs show as `paused`."""
 
-    @extend_schema(tags=["queues"], summary="Jobs of one queue", operation_id="queue_jobs_list", parameters=[QueueJobsFilterSerializer, *PAGE_PARAMS], responses={200: JobOutputSerializer(many=True), **errors(400, 404)})
+    @extend_schema(tags=["queues"], summary="Jobs of one queue", operation_id="queue_jobs_list", parameters=[QueueJobsFilterSerializer, *PAGE_PARAMS], responses={200: page_of(JobOutputSerializer), **errors(400, 404)})
     def get(self, request: Request, queue: str) -> Response:
         filters = query(QueueJobsFilterSerializer, request)
         listing = selectors.queue_jobs(queue, user=request.user, status=filters.get("status"))
@@ -160,9 +160,15 @@ QueueCleanAliasApi = alias(QueueCleanApi, "/api/queue/{queue}/clean", "post", na
 _STAFF = {"permission_classes": [IsStaff]}
 AdminQueueMetricsApi = alias(
     QueueStatsDetailApi, "/api/queue/stats/{queue}", "get", name="AdminQueueMetricsApi", bases=(QueueNameFromQueryOrDefault,), attrs=_STAFF,
-    parameters=QUEUE_QUERY_OPTIONAL, responses={200: QueueStatsOutputSerializer, **errors(403, 404)},
+    parameters=QUEUE_QUERY_OPTIONAL, responses={200: QueueStatsOutputSerializer, **errors(400, 403, 404)},
 )
 AdminQueueMetricsAllApi = alias(QueueStatsListApi, "/api/queue/stats", "get", name="AdminQueueMetricsAllApi", attrs=_STAFF, responses={200: QUEUE_STATS_MAP, **errors(403)})
-AdminQueuePauseApi = alias(QueuePauseApi, "/api/queue/{queue}/pause", "post", name="AdminQueuePauseApi", bases=(QueueNameFromQuery,), parameters=QUEUE_QUERY)
-AdminQueueResumeApi = alias(QueueResumeApi, "/api/queue/{queue}/resume", "post", name="AdminQueueResumeApi", bases=(QueueNameFromQuery,), parameters=QUEUE_QUERY)
+AdminQueuePauseApi = alias(
+    QueuePauseApi, "/api/queue/{queue}/pause", "post", name="AdminQueuePauseApi", bases=(QueueNameFromQuery,), parameters=QUEUE_QUERY,
+    responses={200: QueueStateOutputSerializer, **errors(400, 403, 404)},
+)
+AdminQueueResumeApi = alias(
+    QueueResumeApi, "/api/queue/{queue}/resume", "post", name="AdminQueueResumeApi", bases=(QueueNameFromQuery,), parameters=QUEUE_QUERY,
+    responses={200: QueueStateOutputSerializer, **errors(400, 403, 404)},
+)
 AdminQueueCleanApi = alias(QueueCleanApi, "/api/queue/{queue}/clean", "post", name="AdminQueueCleanApi", bases=(QueueNameFromQuery,), parameters=QUEUE_QUERY)

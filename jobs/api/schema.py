@@ -1,4 +1,4 @@
-"""How the API's two bearer schemes appear in the OpenAPI schema (drf-spectacular extensions).
+"""How the API's bearer schemes, queue names and job types appear in the OpenAPI schema (drf-spectacular extensions).
 
 Imported by jobs.api.urls, so they are registered wherever the API is served, and only there:
 a worker or a management command does not load drf-spectacular.
@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.extensions import OpenApiAuthenticationExtension
+from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
+
+from jobs.engine import conf, registry
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):
@@ -30,3 +32,47 @@ class MetricsTokenScheme(OpenApiAuthenticationExtension):
     def get_security_definition(self, auto_schema: Any) -> dict[str, Any]:
         """The bearer scheme of the metrics token."""
         return {"type": "http", "scheme": "bearer", "description": "settings.METRICS_TOKEN, when configured (for Prometheus scrapers)."}
+
+
+class QueueNameSchema(OpenApiSerializerFieldExtension):
+    """A queue field is documented as an enum of the declared queues, read when the schema is built."""
+
+    target_class = "jobs.api.serializers.QueueNameField"
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        """The declared queues."""
+        names: list[str] = sorted(conf.all_queues())
+        # An optional queue filter may be sent empty (`?queue=`): it then filters nothing.
+        return {"type": "string", "enum": [*names, ""] if self.target.allow_blank else names}
+
+
+class ApiJobTypeSchema(OpenApiSerializerFieldExtension):
+    """A job type field is documented as an enum of the types open to API clients."""
+
+    target_class = "jobs.api.serializers.ApiJobTypeField"
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        """The registered job types with api=True."""
+        return {"type": "string", "enum": sorted(name for name, task in registry.all_types().items() if task.api)}
+
+
+#: A job id is never `project`: /api/jobs/project/{id}/... are a project's paths (seed 2).
+JOB_ID_PATTERN = r"^(?!project$)[^/]+$"
+
+
+def path_parameters(result: dict[str, Any], generator: Any, request: Any, public: bool) -> dict[str, Any]:
+    """Postprocessing hook: every `{queue}` path parameter is an enum of the declared queues, every
+    `{job_id}` says it is never `project`, so the schema names only paths that reach their view; an
+    empty `?format=` (the default renderer, as DRF reads it) is documented as allowed."""
+    for operations in result.get("paths", {}).values():
+        for operation in operations.values():
+            for param in operation.get("parameters", []) if isinstance(operation, dict) else []:
+                if param.get("in") == "query" and param["name"] == "format" and "enum" in param.get("schema", {}):
+                    param["schema"]["enum"] = [*param["schema"]["enum"], ""]
+                if param.get("in") != "path":
+                    continue
+                if param["name"] == "queue":
+                    param["schema"] = {"type": "string", "enum": sorted(conf.all_queues())}
+                elif param["name"] == "job_id":
+                    param["schema"] = {"type": "string", "pattern": JOB_ID_PATTERN}
+    return result

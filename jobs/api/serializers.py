@@ -3,7 +3,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
@@ -20,6 +19,78 @@ class PriorityField(serializers.JSONField):
 
     Passed on as sent: the enqueue service parses and checks it (jobs.engine.intake), for every caller.
     """
+
+
+class TextField(serializers.CharField):
+    """An input string: unlike DRF's CharField, a number or boolean sent for it is refused, not turned into text."""
+
+    default_error_messages = {"not_text": "must be a string"}
+
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("not_text")
+        return str(super().to_internal_value(data))
+
+
+class NumberField(serializers.FloatField):
+    """A JSON number: unlike DRF's FloatField, `true` or `"5"` is refused, not read as 1 or 5."""
+
+    default_error_messages = {"not_number": "must be a number"}
+
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, (int, float)):
+            self.fail("not_number")
+        return float(super().to_internal_value(data))
+
+
+class WholeNumberField(serializers.IntegerField):
+    """A JSON integer: unlike DRF's IntegerField, `true`, `"5"` or `5.5` is refused."""
+
+    default_error_messages = {"not_integer": "must be an integer"}
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, (int, float)) or (isinstance(data, float) and not data.is_integer()):
+            self.fail("not_integer")
+        return int(super().to_internal_value(data))
+
+
+#: The schema of a method field that returns a string or null.
+NULLABLE_TEXT = serializers.CharField(allow_null=True)
+
+
+class NameField(TextField):
+    """A name from a fixed list, taken as sent: " default" or "\\r" is not `default` or empty, but unknown."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("trim_whitespace", False)
+        super().__init__(**kwargs)
+
+
+class QueueNameField(NameField):
+    """A declared queue's name; the schema lists them (jobs.api.schema), the services check it."""
+
+
+class ApiJobTypeField(NameField):
+    """A job type open to API clients; the schema lists them (jobs.api.schema), the enqueue service checks it."""
+
+
+@extend_schema_field({"type": "object", "additionalProperties": True})
+class PayloadField(serializers.JSONField):
+    """A JSON object handed to the task (the enqueue service checks that it is one)."""
+
+
+# The enqueue service checks these limits, with every other rule; the schema publishes them.
+@extend_schema_field({"type": "number", "minimum": 0, "maximum": intake.MAX_DELAY, "nullable": True})
+class DelayField(NumberField):
+    """Seconds before a job may run."""
+
+
+@extend_schema_field({"type": "string", "minLength": 1, "maxLength": intake.IDEMPOTENCY_KEY_MAX, "nullable": True})
+class IdempotencyKeyField(TextField):
+    """A client's idempotency key; an empty one is passed on, for the service to refuse with the other rules."""
+
+    def run_validation(self, data: Any = serializers.empty) -> Any:
+        return "" if data == "" else super().run_validation(data)
 
 
 # -- jobs ---------------------------------------------------------------------------------------
@@ -57,11 +128,11 @@ class JobOutputSerializer(serializers.Serializer):
             return "paused"
         return job.status
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(NULLABLE_TEXT)
     def get_failedReason(self, job: Any) -> str | None:
         return job.failed_reason or None
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(NULLABLE_TEXT)
     def get_errorKind(self, job: Any) -> str | None:
         return job.error_kind or None
 
@@ -76,12 +147,15 @@ class JobCreateInputSerializer(serializers.Serializer):
     object payload, priority, delay and key limits) is checked once, by the enqueue service.
     """
 
-    type = serializers.CharField(help_text="A registered job type open to API clients.")
-    payload = serializers.JSONField(required=False, default=dict, help_text="A JSON object handed to the task.")
+    type = ApiJobTypeField(help_text="A registered job type open to API clients.")
+    payload = PayloadField(required=False, default=dict, help_text="A JSON object handed to the task.")
     priority = PriorityField(required=False, allow_null=True, default=None)
-    delay = serializers.FloatField(required=False, allow_null=True, help_text=f"Seconds before the job may run (0 to {intake.MAX_DELAY:g}); > 0 makes it delayed.")
-    idempotencyKey = serializers.CharField(
-        required=False, allow_null=True, allow_blank=True,
+    delay = DelayField(
+        required=False, allow_null=True,
+        help_text=f"Seconds before the job may run (0 to {intake.MAX_DELAY:g}); > 0 makes it delayed.",
+    )
+    idempotencyKey = IdempotencyKeyField(
+        required=False, allow_null=True,
         help_text=f"1-{intake.IDEMPOTENCY_KEY_MAX} characters. Sending the same key again returns the first job (200) instead of a new one.",
     )
 
@@ -89,12 +163,12 @@ class JobCreateInputSerializer(serializers.Serializer):
 class JobListFilterSerializer(serializers.Serializer):
     """Query parameters of GET /api/jobs."""
 
-    queue = serializers.CharField(required=False, help_text="A declared queue.")
-    status = serializers.ChoiceField(choices=[s.value for s in Status], required=False)
-    type = serializers.CharField(required=False, max_length=200)
+    queue = QueueNameField(required=False, allow_blank=True, help_text="A declared queue.")
+    status = serializers.ChoiceField(choices=[s.value for s in Status], required=False, allow_blank=True)
+    type = TextField(required=False, allow_blank=True, max_length=200)
 
     def validate_queue(self, value: str) -> str:
-        if value not in conf.all_queues():
+        if value and value not in conf.all_queues():
             raise serializers.ValidationError(f"unknown queue; known: {sorted(conf.all_queues())}")
         return value
 
@@ -102,14 +176,14 @@ class JobListFilterSerializer(serializers.Serializer):
 class QueueJobsFilterSerializer(serializers.Serializer):
     """Query parameters of GET /api/queue/{queue}/jobs (limit and offset paginate)."""
 
-    status = serializers.ChoiceField(choices=LISTING_STATUSES, required=False, help_text="`paused`: the waiting jobs of a paused queue.")
+    status = serializers.ChoiceField(choices=LISTING_STATUSES, required=False, allow_blank=True, help_text="`paused`: the waiting jobs of a paused queue.")
 
 
 class ProgressInputSerializer(serializers.Serializer):
     """An active job's progress, reported by a worker outside this codebase."""
 
-    progress = serializers.FloatField(min_value=0, max_value=100, help_text="0-100")
-    message = serializers.CharField(required=False, allow_blank=True, default="", max_length=500)
+    progress = NumberField(min_value=0, max_value=100, help_text="0-100")
+    message = TextField(required=False, allow_blank=True, default="", max_length=500)
 
 
 class JobStateOutputSerializer(serializers.Serializer):
@@ -121,7 +195,7 @@ class JobStateOutputSerializer(serializers.Serializer):
     result = serializers.JSONField(allow_null=True)
     failedReason = serializers.SerializerMethodField()
 
-    @extend_schema_field(OpenApiTypes.STR)
+    @extend_schema_field(NULLABLE_TEXT)
     def get_failedReason(self, job: Any) -> str | None:
         return job.failed_reason or None
 
@@ -152,12 +226,16 @@ class QueueStateOutputSerializer(serializers.Serializer):
     changedAt = serializers.DateTimeField(source="changed_at")
 
 
+#: Ten years in milliseconds: a larger grace would be older than any job (and overflow a date).
+MAX_GRACE_MS = 10 * 366 * 24 * 3600 * 1000
+
+
 class CleanInputSerializer(serializers.Serializer):
     """Remove final jobs that ended more than `grace` milliseconds ago, at most `limit` of them (seed 5)."""
 
     status = serializers.ChoiceField(choices=sorted(FINAL), required=False, default=Status.COMPLETED.value)
-    grace = serializers.IntegerField(required=False, default=0, min_value=0, help_text="Milliseconds.")
-    limit = serializers.IntegerField(required=False, default=1000, min_value=1, max_value=100_000)
+    grace = WholeNumberField(required=False, default=0, min_value=0, max_value=MAX_GRACE_MS, help_text="Milliseconds (at most ten years).")
+    limit = WholeNumberField(required=False, default=1000, min_value=1, max_value=100_000)
 
 
 class CleanOutputSerializer(serializers.Serializer):
@@ -167,7 +245,13 @@ class CleanOutputSerializer(serializers.Serializer):
 class QueueParamSerializer(serializers.Serializer):
     """The `queue` query parameter of seed 4's /v1/admin/queue endpoints."""
 
-    queue = serializers.CharField(help_text="A declared queue, e.g. `default`.")
+    queue = QueueNameField(help_text="A declared queue, e.g. `default`.")
+
+
+class QueueOptionalParamSerializer(serializers.Serializer):
+    """The `queue` query parameter of seed 4's metrics, `default` when left out."""
+
+    queue = QueueNameField(required=False, allow_blank=True, help_text="A declared queue (default: `default`, also when empty).")
 
 
 class WorkerOutputSerializer(serializers.Serializer):
@@ -217,8 +301,8 @@ class DeadLetterOutputSerializer(serializers.Serializer):
 
 
 class DeadLetterFilterSerializer(serializers.Serializer):
-    queue = serializers.CharField(required=False)
-    errorKind = serializers.CharField(required=False)
+    queue = TextField(required=False, allow_blank=True)
+    errorKind = TextField(required=False, allow_blank=True)
 
 
 class DeadLetterStatsOutputSerializer(serializers.Serializer):

@@ -41,6 +41,19 @@ REDIS_FIRST_WAIT = 0.2
 REDIS_MAX_WAIT = 5.0
 
 
+def wait_for_redis(connection: Redis) -> None:
+    """Return once Redis answers: a worker started while Redis is down waits for it (0.2 s doubling to 5 s) instead of exiting."""
+    wait = REDIS_FIRST_WAIT
+    while True:
+        try:
+            connection.ping()
+            return
+        except RedisError as exc:
+            log.warning("Redis unreachable (%s); the worker starts once it answers, trying again in %.1fs", exc, wait)
+            time.sleep(wait)
+            wait = min(wait * 2, REDIS_MAX_WAIT)
+
+
 class EngineWorker(BaseWorker):
     """An RQ worker whose jobs are rows in the database."""
 

@@ -1,6 +1,6 @@
 """The live project page in a real browser: progress moving without a reload, then Approve starting the next stage.
 
-pytest-django's live_server speaks WSGI only, so the page is served by daphne (config.asgi, HTTP and
+pytest-django's live_server speaks WSGI only, so the page is served by uvicorn (config.asgi, HTTP and
 the /ws/events WebSocket) in a subprocess on the test database, like the `manage.py worker` that runs
 the stages; both get the test's media folder and loopback provider through the environment.
 """
@@ -9,7 +9,6 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
-import sys
 import time
 import urllib.request
 from pathlib import Path
@@ -19,13 +18,14 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
+from launcher import web
 from tests.browser.conftest import PASSWORD
 from tests.conftest import ROOT, _test_db_url
 from tests.pipelines.conftest import Provider, make_project, media, provider, video  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
-START_TIMEOUT = 30.0  # seconds for daphne to answer
+START_TIMEOUT = 30.0  # seconds for the web server to answer
 STAGE_TIMEOUT = 180_000  # ms for a stage to be seen moving or done (the STT model may load slowly)
 
 
@@ -44,9 +44,9 @@ def stage_env(media: Path, provider: Provider) -> dict[str, str]:  # noqa: F811 
 
 @pytest.fixture
 def asgi_server(stage_env: dict[str, str]) -> Iterator[str]:
-    """daphne serving config.asgi on a free loopback port; its base URL. Stopped at the end."""
+    """The web server (uvicorn, as `manage.py serve` runs it) serving config.asgi on a free loopback port; its base URL."""
     port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
+    proc = subprocess.Popen(web.command("127.0.0.1", port, access_log=False),
                             cwd=ROOT, env={**os.environ, **stage_env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -57,7 +57,7 @@ def asgi_server(stage_env: dict[str, str]) -> Iterator[str]:
                     break
             except OSError:
                 if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"daphne did not start (exit code {proc.poll()})")
+                    pytest.fail(f"the web server did not start (exit code {proc.poll()})")
                 time.sleep(0.2)
         yield url
     finally:

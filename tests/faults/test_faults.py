@@ -15,7 +15,14 @@ from jobs import services
 from jobs.engine import broker
 from jobs.models import Job, JobEvent
 from jobs.services import JobSpec
-from tests.faults.conftest import Fleet, OwnPostgres, OwnRedis, executions, main_db_url, wait_until
+from tests.faults.conftest import (
+    Fleet,
+    OwnPostgres,
+    OwnRedis,
+    executions,
+    main_db_url,
+    wait_until,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -63,6 +70,12 @@ def test_workers_killed_every_second_and_a_half_lose_nothing(fleet: Callable[...
     assert set(ran) == set(ids)  # every job's task ran to its end; a killed one may have run twice, never completed twice
 
 
+def _running_a_job(workers: list[Any], job_ids: list[str]) -> Any:
+    """A live worker process that holds one of these jobs active now (a worker's name carries its pid)."""
+    names = list(Job.objects.filter(pk__in=job_ids, status="active").values_list("worker_name", flat=True))
+    return next((w for w in workers if w.poll() is None and any(f".{w.pid}." in n for n in names)), None)
+
+
 def test_sigterm_mid_job_puts_jobs_back_and_loses_no_attempt(fleet: Callable[..., Fleet], tmp_path: Path) -> None:
     marks = tmp_path / "marks"
     ids = enqueue_records(24, marks, 0.8)
@@ -72,12 +85,14 @@ def test_sigterm_mid_job_puts_jobs_back_and_loses_no_attempt(fleet: Callable[...
     stops, deadline = 0, time.monotonic() + 120
     while not all_completed(ids):
         assert time.monotonic() < deadline, outcome(ids)
-        time.sleep(1.2)
-        victim = next((w for w in workers if w.poll() is None), None)
-        if victim is not None:
-            victim.send_signal(signal.SIGTERM)  # warm: the job has 0.3 s, then goes back to waiting
-            stops += 1
-        workers = [w for w in workers if w.poll() is None] + [f.worker()]
+        time.sleep(0.2)
+        victim = _running_a_job(workers, ids)  # not one still starting up: on a slow machine that stop puts nothing back
+        if victim is None:
+            continue
+        victim.send_signal(signal.SIGTERM)  # warm: the job has 0.3 s, then goes back to waiting
+        stops += 1
+        workers = [w for w in workers if w is not victim and w.poll() is None] + [f.worker()]
+        time.sleep(1.0)
     assert stops >= 2
     assert outcome(ids) == {"lost": 0, "doubled": 0}
     assert set(Job.objects.filter(pk__in=ids).values_list("attempts_made", flat=True)) == {1}  # a job put back keeps its attempt

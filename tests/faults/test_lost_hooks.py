@@ -1,22 +1,21 @@
 """A worker killed between a stage job's commit and its hooks: the scheduler's sweep still advances the project and
 publishes the events (needs ffmpeg, espeak-ng and Whisper for the dubbing project's first stage).
 
-The events are read as a browser reads them: a WebSocket client of daphne, subscribed to the project."""
+The events are read as a browser reads them: a WebSocket client of the web server, subscribed to the project."""
 from __future__ import annotations
 
 import json
 import subprocess
-import sys
-
 from pathlib import Path
 from typing import Any, Callable
 
 import pytest
-from websockets.sync.client import connect
 from django.conf import settings
+from websockets.sync.client import connect
 
 from jobs.api.auth import create_api_key
 from jobs.models import Job, JobEvent
+from launcher import web
 from pipelines.models import Project
 from tests.faults.conftest import ROOT, Fleet, free_port, main_db_url, wait_until
 from tests.pipelines.conftest import make_project, media, video  # noqa: F401  (fixtures)
@@ -36,13 +35,12 @@ def test_a_worker_killed_before_its_hooks_still_advances_the_project_and_publish
     assert Project.objects.get(pk=project.id).status == "running"
     assert not JobEvent.objects.get(job_id=stt.id, to_status="completed").delivered
 
-    # A browser's view: a WebSocket client of daphne, subscribed to the project before the sweep runs.
+    # A browser's view: a WebSocket client of the web server, subscribed to the project before the sweep runs.
     port = free_port()
-    web = fleet(**env)
-    web.procs.append(subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port), "config.asgi:application"],
-                                      cwd=ROOT, env=web.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
+    site = fleet(**env)
+    site.procs.append(subprocess.Popen(web.command("127.0.0.1", port, access_log=False), cwd=ROOT, env=site.env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     key = create_api_key(user=alice)[1]
-    socket = wait_until(lambda: _connect(f"ws://127.0.0.1:{port}/ws/events?api_key={key}"), timeout=30, what="daphne to accept")
+    socket = wait_until(lambda: _connect(f"ws://127.0.0.1:{port}/ws/events?api_key={key}"), timeout=30, what="the web server to accept")
     with socket:
         socket.send(json.dumps({"action": "subscribe", "topic": "project", "id": project.id}))
         assert json.loads(socket.recv(timeout=10))["type"] == "subscribed"

@@ -16,7 +16,7 @@ from jobs.engine import broker, dbretry, lifecycle, scheduler
 from jobs.management.commands.worker import MAX_BACKOFF, Slot
 from jobs.models import Job, QueueState
 from jobs.services import JobSpec
-from tests.jobs.engine_support import wait_for, wait_status, wait_worker_ready
+from tests.jobs.engine_support import wait_for, wait_status
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -8,6 +8,7 @@ import pytest
 from jobs import services as job_services
 from jobs.models import DeadLetter, Job
 from pipelines import services
+from pipelines.exceptions import PipelineInputError
 from pipelines.models import Project
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.media]
@@ -77,10 +78,18 @@ def test_retrying_the_failed_job_in_place_resumes_the_project(alice, make_projec
     assert project.stage_runs.get(stage="MT").output["segments"]
 
 
-def test_media_that_is_not_media_fails_stt_as_validation(alice, make_project, drain, tmp_path: Path) -> None:
+def test_an_upload_that_is_not_media_is_refused(alice, make_project, tmp_path: Path) -> None:
     junk = tmp_path / "notes.mp4"
     junk.write_text("this is not a video")
-    project = make_project(alice, path=junk)
+    with pytest.raises(PipelineInputError) as refused:
+        make_project(alice, path=junk)
+    assert "file" in refused.value.extra
+    assert not Project.objects.exists() and not Job.objects.exists()
+
+
+def test_stored_media_that_is_not_media_fails_stt_as_validation(alice, make_project, drain, media: Path) -> None:
+    project = make_project(alice)
+    (media / project.source_key).write_text("this is not a video")  # the stored source went bad after upload
     drain()
     project.refresh_from_db()
     job = Job.objects.get(group_ref=project.id)

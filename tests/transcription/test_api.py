@@ -6,6 +6,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from django.core.files.base import ContentFile
+from django.core.files.storage import default_storage
 from rest_framework.test import APIClient
 
 from jobs.api.auth import create_api_key
@@ -104,11 +106,19 @@ def test_a_missing_model_fails_at_once_without_retry(media, alice, burst, tmp_pa
     assert "BASE" in shown["failedReason"]
 
 
-def test_a_file_that_is_not_audio_fails_permanently(media, alice, burst, tmp_path) -> None:
+def test_a_file_that_is_not_audio_is_refused_at_upload(media, alice, tmp_path) -> None:
     fake = tmp_path / "notes.wav"
     fake.write_text("this is not audio at all\n" * 50)
+    response = upload(client_for(alice), fake)
+    assert response.status_code == 400 and "file" in response.json()["extra"]
+    assert not Transcription.objects.exists()
+
+
+def test_stored_audio_that_is_not_audio_fails_permanently(media, alice, burst) -> None:
+    # An upload is sniffed at the door; a stored key named by audioUrl is read only by the worker.
+    key = default_storage.save("audio/notes.wav", ContentFile(b"this is not audio at all\n" * 50))
     api = client_for(alice)
-    tid = upload(api, fake).json()["transcriptionId"]
+    tid = api.post("/api/transcriptions", {"audioUrl": key}).json()["transcriptionId"]
     burst("transcription")
     shown = api.get(f"/api/transcriptions/{tid}").json()
     assert (shown["status"], shown["attemptsMade"]) == ("failed", 1)

@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
-from jobs.engine import conf
+from jobs.engine import broker, conf
 from jobs.exceptions import NotFound
 
 
@@ -40,9 +40,10 @@ class Command(BaseCommand):
         if opts["processes"] > 1:
             self._supervise(names, opts)
             return
-        from jobs.engine.worker import EngineWorker
+        from jobs.engine.worker import EngineWorker, wait_for_redis
 
         connections.close_all()
+        wait_for_redis(broker.connection())
         worker = EngineWorker(names, name=opts["name"])
         self.stdout.write(f"worker {worker.name} listening on {', '.join(names)}")
         worker.work(burst=opts["burst"], logging_level="INFO", max_jobs=opts["max_jobs"])

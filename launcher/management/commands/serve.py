@@ -1,7 +1,7 @@
 """`manage.py serve`: the whole platform in one terminal, supervised by honcho.
 
 First, in this process: migrate the database and make sure a first admin exists (`migrate`
-and `ensure_admin`, without starting Python twice more). Then it starts daphne (config.asgi),
+and `ensure_admin`, without starting Python twice more). Then it starts uvicorn (config.asgi),
 one `worker --group G --processes N` per queue group and the scheduler; when no Redis answers
 at REDIS_URL it first starts the embedded one (launcher.embedded) and hands its URL to every
 child. Ctrl-C or SIGTERM stops the children, then the embedded Redis, which the workers may
@@ -25,13 +25,13 @@ from honcho.printer import Message
 
 from config.env import BASE_DIR, VAR_DIR
 from jobs import selectors
-from launcher import embedded
+from launcher import embedded, web
 
 
 def plan(*, host: str, port: int) -> list[tuple[str, list[str]]]:
     """The processes to run: (name, argv), in start order."""
     manage = [sys.executable, "manage.py"]
-    procs = [("web", [sys.executable, "-m", "daphne", "-b", host, "-p", str(port), "config.asgi:application"])]
+    procs = [("web", web.command(host, port))]
     for group in selectors.worker_groups():
         procs.append((f"worker-{group.name}", [*manage, "worker", "--group", group.name, "--processes", str(group.processes)]))
     procs.append(("scheduler", [*manage, "scheduler"]))
@@ -42,7 +42,7 @@ class Command(BaseCommand):
     help = "Run the web server, one worker per queue group and the scheduler (and Redis if none answers)."
 
     def add_arguments(self, parser: Any) -> None:
-        parser.add_argument("--host", default="127.0.0.1", help="address daphne binds (default 127.0.0.1)")
+        parser.add_argument("--host", default="127.0.0.1", help="address the web server binds (default 127.0.0.1)")
         parser.add_argument("--port", type=int, default=None, help="HTTP port (default: PORT, else 8000)")
         parser.add_argument("--redis-port", type=int, default=embedded.DEFAULT_PORT, help="port of the embedded Redis")
         parser.add_argument("--no-setup", action="store_true", help="do not migrate or ensure a first admin before starting")
@@ -87,7 +87,7 @@ class Command(BaseCommand):
 
 
 def _announce(manager: Any, host: str, port: int, done: threading.Event) -> None:
-    """Once daphne accepts connections, print where the console is."""
+    """Once the web server accepts connections, print where the console is."""
     shown = "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
     base = f"http://{shown}:{port}"
     while not done.wait(0.2):

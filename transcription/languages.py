@@ -1,0 +1,15 @@
+"""What a language code looks like: `en`, `fra`, `pt-BR`, `zh-Hant` (ISO 639 with an optional subtag)."""
+from __future__ import annotations
+
+import re
+
+#: The pattern, also published in the OpenAPI schema of the fields that take a language.
+PATTERN = r"^[a-z]{2,3}(-[A-Za-z0-9]{2,8})?$"
+MESSAGE = "must be a language code such as en, fr or pt-BR"
+
+_CODE = re.compile(PATTERN)
+
+
+def is_code(value: str) -> bool:
+    """Whether `value` is a language code."""
+    return bool(_CODE.match(value))
