@@ -70,6 +70,22 @@ def bob() -> Any:
 
 
 @pytest.fixture
+def as_alice(alice: Any) -> Any:
+    """An API client with a key of alice's."""
+    from tests.clients import key_client
+
+    return key_client(alice)
+
+
+@pytest.fixture
+def as_bob(bob: Any) -> Any:
+    """An API client with a key of bob's."""
+    from tests.clients import key_client
+
+    return key_client(bob)
+
+
+@pytest.fixture
 def staff() -> Any:
     """A staff user (queue-wide operations)."""
     return get_user_model().objects.create_user("ops", is_staff=True)

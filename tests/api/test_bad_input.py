@@ -9,7 +9,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
-from jobs.api.auth import create_api_key
+from tests.clients import key_client
 from jobs.api.pagination import MAX_OFFSET
 from jobs.api.parsers import MAX_DEPTH
 from jobs.models import Job
@@ -20,20 +20,9 @@ from transcription.models import Transcription
 pytestmark = pytest.mark.django_db
 
 
-def client_for(user: Any) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {create_api_key(user=user)[1]}")
-    return client
-
-
-@pytest.fixture
-def as_alice(alice: Any) -> APIClient:
-    return client_for(alice)
-
-
 @pytest.fixture
 def as_staff(staff: Any) -> APIClient:
-    return client_for(staff)
+    return key_client(staff)
 
 
 @pytest.fixture

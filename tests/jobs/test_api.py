@@ -8,7 +8,6 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
-from jobs.api.auth import create_api_key
 from jobs.engine import broker, lifecycle, registry
 from jobs.models import AuditEntry, DeadLetter, Job, QueueState, WorkerHeartbeat
 
@@ -27,24 +26,6 @@ def _private(ctx: Any, payload: dict[str, Any]) -> None:
 
 
 # -- fixtures -----------------------------------------------------------------------------------
-
-
-def client_for(user: Any) -> APIClient:
-    """A client authenticated with a fresh API key of `user`."""
-    _, raw = create_api_key(user=user)
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
-
-
-@pytest.fixture
-def as_alice(alice: Any) -> APIClient:
-    return client_for(alice)
-
-
-@pytest.fixture
-def as_bob(bob: Any) -> APIClient:
-    return client_for(bob)
 
 
 @pytest.fixture

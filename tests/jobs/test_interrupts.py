@@ -41,11 +41,17 @@ def test_a_timeout_inside_a_database_call_is_a_timeout_and_the_worker_goes_on(bu
     assert backend_state(stuck.id) == []
 
 
-def test_a_shutdown_inside_a_database_call_puts_the_job_back_without_counting_the_attempt(worker_process: Any, settings: Any) -> None:
+def inside_pg_sleep(worker_process: Any) -> tuple[Job, Any]:
+    """A job whose task is inside a 60-second database call, and the worker process running it."""
     job, _ = services.enqueue(JobSpec(type="db_wait", payload={"seconds": 60}))
     proc = worker_process("default")
     wait_status(job.id, "active", timeout=20, proc=proc)
     wait_for(lambda: backend_state(job.id) == ["active"], what="the task to be inside pg_sleep")
+    return job, proc
+
+
+def test_a_shutdown_inside_a_database_call_puts_the_job_back_without_counting_the_attempt(worker_process: Any, settings: Any) -> None:
+    job, proc = inside_pg_sleep(worker_process)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(settings.JOBS_SHUTDOWN_GRACE + 20) == 0, proc.stdout.read() if proc.stdout else ""
     job.refresh_from_db()
@@ -54,10 +60,7 @@ def test_a_shutdown_inside_a_database_call_puts_the_job_back_without_counting_th
 
 
 def test_a_cancel_inside_a_database_call_cancels(worker_process: Any, settings: Any) -> None:
-    job, _ = services.enqueue(JobSpec(type="db_wait", payload={"seconds": 60}))
-    proc = worker_process("default")
-    wait_status(job.id, "active", timeout=20, proc=proc)
-    wait_for(lambda: backend_state(job.id) == ["active"], what="the task to be inside pg_sleep")
+    job, proc = inside_pg_sleep(worker_process)
     services.cancel(job.id)
     wait_status(job.id, "cancelled", timeout=settings.JOBS_CANCEL_GRACE + 15, proc=proc)
     assert proc.poll() is None  # the worker lives on

@@ -18,12 +18,18 @@ def mt_job(project: Project) -> Job:
     return Job.objects.get(group_ref=project.id, queue="mt")
 
 
-def test_mt_without_a_provider_fails_permanently_with_the_message(alice, make_project, drain, settings) -> None:
+def failed_at_mt(alice, make_project, drain, settings) -> Project:
+    """A project whose MT stage failed for want of a provider (STT ran and was approved)."""
     settings.PIPELINES_PROVIDER_URL = ""
     project = make_project(alice)
     drain()
     services.approve(project_id=project.id, reviewer=alice)
     drain()
+    return project
+
+
+def test_mt_without_a_provider_fails_permanently_with_the_message(alice, make_project, drain, settings) -> None:
+    project = failed_at_mt(alice, make_project, drain, settings)
 
     project.refresh_from_db()
     job = mt_job(project)
@@ -35,11 +41,7 @@ def test_mt_without_a_provider_fails_permanently_with_the_message(alice, make_pr
 
 
 def test_a_dead_letter_retry_resumes_the_failed_project(alice, staff, make_project, drain, settings, provider) -> None:
-    settings.PIPELINES_PROVIDER_URL = ""
-    project = make_project(alice)
-    drain()
-    services.approve(project_id=project.id, reviewer=alice)
-    drain()
+    project = failed_at_mt(alice, make_project, drain, settings)
     old = mt_job(project)
 
     # Given a provider now, when an operator retries the dead job
@@ -60,11 +62,7 @@ def test_a_dead_letter_retry_resumes_the_failed_project(alice, staff, make_proje
 
 
 def test_retrying_the_failed_job_in_place_resumes_the_project(alice, make_project, drain, settings, provider) -> None:
-    settings.PIPELINES_PROVIDER_URL = ""
-    project = make_project(alice)
-    drain()
-    services.approve(project_id=project.id, reviewer=alice)
-    drain()
+    project = failed_at_mt(alice, make_project, drain, settings)
     job = mt_job(project)
 
     settings.PIPELINES_PROVIDER_URL = provider.url
@@ -129,11 +127,7 @@ def test_a_project_whose_jobs_retention_removed_still_shows_each_stages_outcome(
 
     from jobs.models import Job
 
-    settings.PIPELINES_PROVIDER_URL = ""
-    project = make_project(alice)
-    drain()
-    services.approve(project_id=project.id, reviewer=alice)
-    drain()
+    project = failed_at_mt(alice, make_project, drain, settings)
     Job.objects.filter(group_ref=project.id).delete()  # as retention does, long after
 
     client = APIClient()

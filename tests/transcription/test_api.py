@@ -10,7 +10,7 @@ from django.core.files.base import ContentFile
 from django.core.files.storage import default_storage
 from rest_framework.test import APIClient
 
-from jobs.api.auth import create_api_key
+from tests.clients import key_client
 from jobs.engine import broker, hooks
 from jobs.models import Job
 from tests.transcription.audio import SENTENCE, speak, words_back
@@ -27,11 +27,6 @@ def media(settings: Any, tmp_path: Path) -> Path:
     return tmp_path
 
 
-def client_for(user: Any) -> APIClient:
-    _, raw = create_api_key(user=user)
-    c = APIClient()
-    c.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return c
 
 
 def upload(client: APIClient, path: Path, **fields: str) -> Any:
@@ -48,7 +43,7 @@ def test_a_spoken_wav_comes_back_as_text_with_rising_progress(media, alice, burs
 
     hooks.register("test.watch", watch)
     try:
-        api = client_for(alice)
+        api = key_client(alice)
         created = upload(api, speak(SENTENCE, tmp_path / "a.wav"), format="TXT")
         assert created.status_code == 201, created.content
         body = created.json()
@@ -73,7 +68,7 @@ def test_a_spoken_wav_comes_back_as_text_with_rising_progress(media, alice, burs
     ],
 )
 def test_subtitle_formats_from_an_mp3(media, alice, burst, tmp_path, fmt, pattern) -> None:
-    api = client_for(alice)
+    api = key_client(alice)
     mp3 = speak(SENTENCE, tmp_path / "a.mp3")
     tid = upload(api, mp3, format=fmt).json()["transcriptionId"]
     burst("transcription")
@@ -84,7 +79,7 @@ def test_subtitle_formats_from_an_mp3(media, alice, burst, tmp_path, fmt, patter
 
 
 def test_a_payg_job_queued_after_free_jobs_starts_first(media, alice, burst, tmp_path) -> None:
-    api = client_for(alice)
+    api = key_client(alice)
     clip = speak("One two three.", tmp_path / "short.wav")
     free = [upload(api, clip, tier="FREE").json()["jobId"] for _ in range(2)]
     payg = upload(api, clip, tier="PAYG").json()["jobId"]
@@ -96,7 +91,7 @@ def test_a_payg_job_queued_after_free_jobs_starts_first(media, alice, burst, tmp
 
 def test_a_missing_model_fails_at_once_without_retry(media, alice, burst, tmp_path, settings) -> None:
     settings.TRANSCRIPTION_MODEL_DIR = str(tmp_path / "no-models")
-    api = client_for(alice)
+    api = key_client(alice)
     tid = upload(api, speak("Hello.", tmp_path / "h.wav"), model="BASE").json()["transcriptionId"]
     burst("transcription")
     shown = api.get(f"/api/transcriptions/{tid}").json()
@@ -109,7 +104,7 @@ def test_a_missing_model_fails_at_once_without_retry(media, alice, burst, tmp_pa
 def test_a_file_that_is_not_audio_is_refused_at_upload(media, alice, tmp_path) -> None:
     fake = tmp_path / "notes.wav"
     fake.write_text("this is not audio at all\n" * 50)
-    response = upload(client_for(alice), fake)
+    response = upload(key_client(alice), fake)
     assert response.status_code == 400 and "file" in response.json()["extra"]
     assert not Transcription.objects.exists()
 
@@ -117,7 +112,7 @@ def test_a_file_that_is_not_audio_is_refused_at_upload(media, alice, tmp_path) -
 def test_stored_audio_that_is_not_audio_fails_permanently(media, alice, burst) -> None:
     # An upload is sniffed at the door; a stored key named by audioUrl is read only by the worker.
     key = default_storage.save("audio/notes.wav", ContentFile(b"this is not audio at all\n" * 50))
-    api = client_for(alice)
+    api = key_client(alice)
     tid = api.post("/api/transcriptions", {"audioUrl": key}).json()["transcriptionId"]
     burst("transcription")
     shown = api.get(f"/api/transcriptions/{tid}").json()
@@ -126,8 +121,8 @@ def test_stored_audio_that_is_not_audio_fails_permanently(media, alice, burst) -
 
 
 def test_another_users_transcription_is_not_found(media, alice, bob, burst, tmp_path) -> None:
-    tid = upload(client_for(alice), speak("Hello.", tmp_path / "h.wav")).json()["transcriptionId"]
-    other = client_for(bob)
+    tid = upload(key_client(alice), speak("Hello.", tmp_path / "h.wav")).json()["transcriptionId"]
+    other = key_client(bob)
     assert other.get(f"/api/transcriptions/{tid}").status_code == 404
     assert other.get(f"/api/transcriptions/{tid}/result").status_code == 404
 
@@ -145,7 +140,7 @@ def test_another_users_transcription_is_not_found(media, alice, bob, burst, tmp_
     ],
 )
 def test_bad_input_is_400_and_enqueues_nothing(media, alice, fields, field) -> None:
-    response = client_for(alice).post("/api/transcriptions", fields, format="json")
+    response = key_client(alice).post("/api/transcriptions", fields, format="json")
     assert response.status_code == 400, response.content
     assert field in response.json()["extra"], response.json()
     assert not Job.objects.exists() and not Transcription.objects.exists()
@@ -166,7 +161,7 @@ def test_cancel_stops_a_running_transcription_between_segments(media, alice, bur
 
     # About 90 s of speech: three 30-second windows, so a stop between segments lands before the end.
     long_text = " ".join(f"Sentence number {i} is spoken here so that the model decodes many segments." for i in range(18))
-    api = client_for(alice)
+    api = key_client(alice)
     body = upload(api, speak(long_text, tmp_path / "long.wav")).json()
     asked: list[float] = []
 
@@ -198,7 +193,7 @@ def test_the_queue_timeout_stops_a_transcription_hard(media, alice, burst, tmp_p
 
     queues(transcription={"attempts": 1, "timeout": 1, "group": "transcription"})
     long_text = " ".join(f"Sentence number {i} is spoken here so that the model decodes many segments." for i in range(18))
-    tid = upload(client_for(alice), speak(long_text, tmp_path / "long.wav")).json()["transcriptionId"]
+    tid = upload(key_client(alice), speak(long_text, tmp_path / "long.wav")).json()["transcriptionId"]
     burst("transcription")
     job = Transcription.objects.get(pk=tid).job
     assert job is not None
