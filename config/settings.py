@@ -36,6 +36,7 @@ INSTALLED_APPS = [
     # reaches subscribers before the stage_ready_for_review that the pipelines hook publishes.
     "events",
     "pipelines",
+    "files",
     "launcher",
 ]
 
@@ -138,7 +139,11 @@ STORAGE_TIMEOUT = ENV.storage_timeout
 # Request bodies (jobs.api.bodylimit): an upload (multipart) up to the largest audio plus its form
 # fields; any other body up to Django's in-memory limit (2.5 MB). Over a limit: 413 before reading.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
-UPLOAD_BODY_MAX = ENV.transcription_max_bytes + 1024 * 1024
+UPLOAD_BODY_MAX = max(ENV.transcription_max_bytes, ENV.files_max_bytes) + 1024 * 1024
+# Seed 3's files: the largest upload (413 over it), and how old an object without a row must be
+# before the sweep removes it (an upload or a compress in flight writes its object first).
+FILES_MAX_BYTES = ENV.files_max_bytes
+FILES_SWEEP_GRACE = 3600.0
 TRANSCRIPTION_ALLOWED_HOSTS = ENV.transcription_allowed_hosts
 TRANSCRIPTION_MODEL_DIR = ENV.transcription_model_dir
 TRANSCRIPTION_MAX_BYTES = ENV.transcription_max_bytes
@@ -216,6 +221,18 @@ for _name in ("stt", "mt", "tts", "muxing", "lip-sync"):
         "concurrency": 1,
         "group": "pipelines",
     }
+# Seed 3: 3 attempts backing off 2 s, 4 s; keep the last 100 completed and 500 failed; 5 at once;
+# at most 10 jobs a second across all workers of each queue.
+for _name in ("file-upload", "file-process", "file-delete"):
+    JOBS_QUEUES[_name] = {
+        "attempts": 3,
+        "backoff": {"delay": 2.0, "factor": 2.0},
+        "timeout": 1800,
+        "retention": {"completed": {"count": 100}, "failed": {"count": 500}},
+        "rate_limit": {"max": 10, "duration": 1},
+        "concurrency": 5,
+        "group": "files",
+    }
 for _name, _override in ENV.queues_override.items():
     JOBS_QUEUES[_name] = {**JOBS_QUEUES.get(_name, {}), **_override}
 
@@ -228,7 +245,7 @@ JOBS_STALL_TIMEOUT = ENV.stall_timeout
 JOBS_HEARTBEAT_INTERVAL = ENV.heartbeat_interval
 JOBS_CANCEL_GRACE = ENV.cancel_grace
 JOBS_SHUTDOWN_GRACE = ENV.shutdown_grace
-JOBS_TASK_MODULES = ["jobs.samples", "transcription.tasks", "pipelines.tasks"]
+JOBS_TASK_MODULES = ["jobs.samples", "transcription.tasks", "pipelines.tasks", "files.tasks"]
 METRICS_TOKEN = ENV.metrics_token
 # Fault injection for the outbox's tests (tests/faults): a process exits where this names. Never set in production.
 JOBS_FAULT_POINT = ENV.fault_point

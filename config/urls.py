@@ -7,6 +7,7 @@ urlpatterns = [
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("transcription.urls")),
+    path("", include("files.urls")),
     # Before jobs.api.urls: /api/jobs/project/<id> must not reach the engine's /api/jobs/<id>/... paths.
     path("", include("pipelines.urls")),
     path("", include("jobs.api.urls")),

@@ -170,12 +170,19 @@ def _database_ok() -> bool:
         return False
 
 
+def camel(name: str) -> str:
+    """file-upload -> fileUpload: the key seed 3's clients read in the health body."""
+    first, *rest = name.split("-")
+    return first + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
 def health() -> dict[str, Any]:
     """Redis and database reachability, live workers and per-queue stats; `status` is ok or degraded."""
     redis_ok = broker.ping()
     db_ok = _database_ok()
     workers = alive_workers() if db_ok else []
     queues = queue_stats_all() if db_ok else {}
+    queues.update({camel(name): stats for name, stats in list(queues.items()) if camel(name) != name})
     return {
         "status": "ok" if redis_ok and db_ok else "degraded",
         "redis": "connected" if redis_ok else "disconnected",

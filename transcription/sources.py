@@ -184,7 +184,7 @@ def save_upload(fileobj: IO[bytes], *, name: str, prefix: str = "audio/") -> str
     limit = settings.TRANSCRIPTION_MAX_BYTES
     if size is not None and size > limit:
         raise _too_large(size)
-    key = f"{prefix}{uuid.uuid4().hex}/{_safe_filename(name)}"
+    key = f"{prefix}{uuid.uuid4().hex}/{safe_filename(name)}"
     if size is not None:
         return _save(key, fileobj if isinstance(fileobj, File) else File(fileobj))
     with tempfile.SpooledTemporaryFile(max_size=CHUNK * 8) as spool:
@@ -216,7 +216,7 @@ def require_audio(fileobj: IO[bytes]) -> None:
 
 
 def _save(key: str, content: File) -> str:
-    with _translated(key):
+    with translated(key):
         return str(default_storage.save(key, content))
 
 
@@ -226,7 +226,7 @@ def save_result(content: str | bytes, *, key: str, content_type: str) -> str:
     data = content.encode("utf-8") if isinstance(content, str) else content
     file = ContentFile(data, name=PurePosixPath(key).name)
     file.content_type = content_type  # type: ignore[attr-defined]  # S3Storage sends it as Content-Type
-    with _translated(key):
+    with translated(key):
         default_storage.delete(key)  # a retried job rewrites its result rather than gaining a suffix
     return _save(key, file)
 
@@ -234,7 +234,7 @@ def save_result(content: str | bytes, *, key: str, content_type: str) -> str:
 def url_for(key: str) -> str:
     """Where a client can get a stored file: the storage's URL (for S3 a presigned GET)."""
     check_key(key)
-    with _translated(key):
+    with translated(key):
         return str(default_storage.url(key))
 
 
@@ -256,7 +256,7 @@ def fetch(source: str, dest_dir: str) -> str:
 
 def _copy_from_storage(name: str, out: BinaryIO, *, max_bytes: int) -> None:
     storage = default_storage
-    with _translated(name):
+    with translated(name):
         if s3.is_s3(storage):
             try:
                 s3.download(storage, name, out, max_bytes=max_bytes)  # type: ignore[arg-type]
@@ -271,7 +271,7 @@ def _copy_from_storage(name: str, out: BinaryIO, *, max_bytes: int) -> None:
 
 
 @contextmanager
-def _translated(name: str) -> Iterator[None]:
+def translated(name: str) -> Iterator[None]:
     """Storage errors as SourceErrors (s3.builtin_errors first turns botocore's into builtin ones)."""
     try:
         with s3.builtin_errors(repr(name)):
@@ -375,18 +375,19 @@ def _size_of(fileobj: Any) -> int | None:
         return None
 
 
-def _safe_filename(name: str) -> str:
+def safe_filename(name: str, *, fallback: str = "audio") -> str:
+    """An ASCII file name without path components or control characters, its stem capped at 80 characters."""
     base = PurePosixPath(str(name).replace("\\", "/")).name
     # ASCII only, as check() wants: the worker re-checks the key it is given.
     base = unicodedata.normalize("NFKD", base).encode("ascii", "ignore").decode("ascii")
     try:
         safe = get_valid_filename(base)
     except SuspiciousOperation:
-        safe = "audio"
+        safe = fallback
     if safe.startswith("."):  # no hidden files: ".mp3" becomes "audio.mp3"
-        safe = "audio" + safe
+        safe = fallback + safe
     stem, suffix = safe[: -len(_suffix(safe)) or None], _suffix(safe)
-    return (stem[:80] or "audio") + suffix
+    return (stem[:80] or fallback) + suffix
 
 
 def _suffix(source: str) -> str:
@@ -402,17 +403,6 @@ def _too_large(size: int | None) -> SourceTooLarge:
 
 
 __all__ = [
-    "SourceError",
-    "SourceMissing",
-    "SourceRefused",
-    "SourceTooLarge",
-    "SourceUnavailable",
-    "check",
-    "check_key",
-    "fetch",
-    "job_errors",
-    "request_errors",
-    "save_result",
-    "save_upload",
-    "url_for",
+    "SourceError", "SourceMissing", "SourceRefused", "SourceTooLarge", "SourceUnavailable", "check", "check_key", "fetch", "job_errors",
+    "request_errors", "require_audio", "safe_filename", "save_result", "save_upload", "translated", "url_for",
 ]

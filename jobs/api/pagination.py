@@ -56,14 +56,21 @@ def paginated(request: Request, view: APIView, queryset: Any, serializer: type, 
     return paginator.get_paginated_response(serializer(page, many=True, context=context).data)
 
 
+class QueryIntegerField(serializers.IntegerField):
+    """An integer query parameter: `?offset=` is refused as not an integer (DRF would read it as left out)."""
+
+    def get_value(self, dictionary: Any) -> Any:
+        return dictionary.get(self.field_name, serializers.empty)
+
+
 class PageParamsSerializer(serializers.Serializer):
     """limit and offset, as the schema documents them."""
 
-    limit = serializers.IntegerField(
+    limit = QueryIntegerField(
         required=False, min_value=1, max_value=CountlessPagination.max_limit,
         help_text=f"Page size (default {CountlessPagination.default_limit}, at most {CountlessPagination.max_limit}).",
     )
-    offset = serializers.IntegerField(required=False, min_value=0, max_value=MAX_OFFSET, help_text="Rows to skip.")
+    offset = QueryIntegerField(required=False, min_value=0, max_value=MAX_OFFSET, help_text="Rows to skip.")
 
 
 PAGE_PARAMS = [PageParamsSerializer]

@@ -280,7 +280,10 @@ class HealthOutputSerializer(serializers.Serializer):
     redis = ConnectionStateField()
     database = ConnectionStateField()
     workers = WorkersOutputSerializer()
-    queues = serializers.DictField(child=QueueStatsOutputSerializer())
+    queues = serializers.DictField(
+        child=QueueStatsOutputSerializer(),
+        help_text="Every queue by name; a name with dashes also under its camelCase form (seed 3 reads `queues.fileUpload`).",
+    )
 
 
 # -- dead letters -------------------------------------------------------------------------------

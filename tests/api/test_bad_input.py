@@ -46,7 +46,7 @@ def test_an_offset_past_the_deepest_page_is_a_400(as_alice: APIClient) -> None:
     assert as_alice.get("/api/jobs", {"offset": MAX_OFFSET}).json()["results"] == []
 
 
-@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": "ten"}, {"limit": 501}, {"offset": -1}])
+@pytest.mark.parametrize("params", [{"limit": 0}, {"limit": "ten"}, {"limit": 501}, {"offset": -1}, {"offset": ""}, {"limit": ""}])
 def test_a_bad_page_size_or_offset_is_a_400_not_a_silent_default(as_alice: APIClient, params: dict[str, Any]) -> None:
     assert set(refused(as_alice.get("/api/jobs", params))["extra"]) == set(params)
 
