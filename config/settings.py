@@ -245,6 +245,9 @@ JOBS_STALL_TIMEOUT = ENV.stall_timeout
 JOBS_HEARTBEAT_INTERVAL = ENV.heartbeat_interval
 JOBS_CANCEL_GRACE = ENV.cancel_grace
 JOBS_SHUTDOWN_GRACE = ENV.shutdown_grace
+# Jobs the scheduler enqueues once per period (jobs.engine.periodic): the files sweep removes
+# objects under files/ that no row names, hourly.
+JOBS_PERIODIC = {"files-sweep": {"type": "file-sweep", "every": 3600, "payload": {"remove": True}}}
 JOBS_TASK_MODULES = ["jobs.samples", "transcription.tasks", "pipelines.tasks", "files.tasks"]
 METRICS_TOKEN = ENV.metrics_token
 # Fault injection for the outbox's tests (tests/faults): a process exits where this names. Never set in production.

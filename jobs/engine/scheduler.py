@@ -1,5 +1,5 @@
 """The scheduler's duties: promote due delayed jobs, recover stalled ones, reconcile Redis with the
-database, apply retention and fold stats. `manage.py scheduler` runs `tick()` in a loop;
+database, apply retention, fold stats and enqueue the periodic jobs (jobs.engine.periodic). `manage.py scheduler` runs `tick()` in a loop;
 `manage.py reconcile` runs `reconcile()` once."""
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from datetime import timedelta
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.engine import broker, conf, intake, lifecycle, outbox, retention, stats
+from jobs.engine import broker, conf, intake, lifecycle, outbox, periodic, retention, stats
 from jobs.engine.states import Status, transition_many
 from jobs.engine.worker import stale_before
 from jobs.exceptions import ErrorKind, JobError
@@ -122,6 +122,7 @@ class Scheduler:
         self.last: dict[str, float] = {}
         self.stopping = False
         self.redis_was_up: bool | None = None
+        self.periodic_done: dict[str, int] = {}
 
     def due(self, name: str) -> bool:
         now = time.monotonic()
@@ -141,6 +142,7 @@ class Scheduler:
         outbox.sweep()
         outbox.retry_due()
         stats.fold()
+        periodic.enqueue_due(self.periodic_done)
         if self.due("reconcile"):
             reconcile()
         if self.due("retention"):

@@ -175,3 +175,17 @@ def test_the_sweep_command_reports_then_removes(as_alice: APIClient, local_stora
     assert json.loads(out.getvalue()) == {"orphans": [stray], "missing": [], "removed": 0} and default_storage.exists(stray)
     call_command("files_sweep", "--grace", "0", "--remove", stdout=StringIO())
     assert not default_storage.exists(stray)
+
+
+def test_the_scheduler_enqueues_the_sweep_once_per_period(local_storage: Path, settings: Any) -> None:
+    from datetime import datetime, timezone
+
+    from jobs.engine import periodic
+
+    settings.JOBS_PERIODIC = {"files-sweep": {"type": "file-sweep", "every": 3600, "payload": {"remove": True}}}
+    at = datetime(2026, 11, 30, 10, 15, tzinfo=timezone.utc)
+    assert periodic.enqueue_due({}, now=at) == 1
+    assert periodic.enqueue_due({}, now=at.replace(minute=59)) == 0  # another scheduler, the same hour: the same job
+    assert periodic.enqueue_due({}, now=at.replace(hour=11)) == 1
+    jobs = Job.objects.filter(type="file-sweep")
+    assert jobs.count() == 2 and {j.queue for j in jobs} == {"file-delete"} and all(j.payload == {"remove": True} for j in jobs)
