@@ -5,8 +5,7 @@ from typing import Any, Callable
 
 import pytest
 
-from jobs.engine.states import PENDING
-from jobs.models import Job
+from tests.jobs.engine_support import drainer
 
 FILE_QUEUES = ("file-upload", "file-process", "file-delete", "transcription")
 
@@ -22,12 +21,4 @@ def local_storage(settings: Any, tmp_path: Path) -> Path:
 @pytest.fixture
 def drain_files(burst: Callable[..., Any]) -> Callable[[], None]:
     """Run the file queues (and transcription, which transcribe hands work to) until nothing is pending."""
-
-    def run() -> None:
-        for _ in range(10):
-            burst(*FILE_QUEUES)
-            if not Job.objects.filter(queue__in=FILE_QUEUES, status__in=list(PENDING)).exists():
-                return
-        raise AssertionError("file queues did not drain")
-
-    return run
+    return drainer(burst, FILE_QUEUES)

@@ -12,6 +12,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from jobs.engine import registry
+from jobs.engine.states import PENDING
 from jobs.models import Job, JobEvent, WorkerHeartbeat
 
 
@@ -136,3 +137,15 @@ def lock_waiters() -> int:
     with connection.cursor() as cur:
         cur.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'")
         return cur.fetchone()[0]
+
+
+def drainer(burst: Callable[..., Any], queues: tuple[str, ...]) -> Callable[[], None]:
+    """A function that runs `queues` in burst mode until none of their jobs is pending (a job may enqueue the next)."""
+    def run() -> None:
+        for _ in range(10):
+            burst(*queues)
+            if not Job.objects.filter(queue__in=queues, status__in=list(PENDING)).exists():
+                return
+        raise AssertionError(f"{', '.join(queues)} did not drain")
+
+    return run

@@ -12,11 +12,10 @@ from typing import Any, Callable, Iterator
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
-from jobs.engine.states import PENDING
-from jobs.models import Job
 from pipelines import services
 from pipelines.models import Project
 from tests import tools
+from tests.jobs.engine_support import drainer
 
 STAGE_QUEUES = ("stt", "mt", "tts", "muxing", "lip-sync")
 SPEECH = "Please send the weekly report to the team."
@@ -110,15 +109,7 @@ def make_project(media: Path, video: Path) -> Callable[..., Project]:
 @pytest.fixture
 def drain(burst: Callable[..., Any]) -> Callable[[], None]:
     """Run the stage queues in burst mode until no project job is pending (a stage may enqueue the next)."""
-
-    def run() -> None:
-        for _ in range(10):
-            burst(*STAGE_QUEUES)
-            if not Job.objects.filter(queue__in=STAGE_QUEUES, status__in=list(PENDING)).exists():
-                return
-        raise AssertionError("stage queues did not drain")
-
-    return run
+    return drainer(burst, tuple(STAGE_QUEUES))
 
 
 def ffprobe_streams(path: Path) -> list[str]:
