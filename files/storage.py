@@ -9,14 +9,16 @@ VALIDATION job errors (workers).
 """
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import tempfile
 from dataclasses import dataclass
+from pathlib import Path
 from typing import IO, Callable, Iterator
 
 import filetype
 from django.core.files import File
-from django.core.files.storage import default_storage
+from django.core.files.storage import FileSystemStorage, default_storage, storages
 
 from transcription import s3
 from transcription.sources import SourceMissing, SourceRefused, translated
@@ -104,9 +106,12 @@ def copy_to_temp(key: str, out: IO[bytes], *, on_chunk: Callable[[int], None] | 
 
 
 def delete(key: str) -> None:
-    """Remove an object; one already gone is not an error."""
+    """Remove an object; one already gone is not an error. On the filesystem its folder goes too, once empty."""
     with translated(key):
         default_storage.delete(key)
+    if isinstance(storages["default"], FileSystemStorage) and "/" in key:
+        with contextlib.suppress(OSError):  # not empty (or already gone): left as it is
+            Path(default_storage.path(key)).parent.rmdir()
 
 
 def exists(key: str) -> bool:

@@ -132,6 +132,7 @@ def test_delete_hides_at_once_then_removes_object_and_row(as_alice: APIClient, l
     assert default_storage.exists(key)
     drain_files()
     assert not StoredFile.objects.filter(pk=file_id).exists() and not default_storage.exists(key)
+    assert not (local_storage / "files" / file_id).exists()  # no empty folder left behind
     assert poll(as_alice, answer.json()["jobId"])["state"] == "completed"
 
 
