@@ -20,7 +20,7 @@ of --size-mb random bytes (the same files in every part):
       without HTTP, one client at a time over HTTP (upload-async, upload, and a POST without API
       key, answered 401 once Django has read the body), the same POSTs without API key from
       --clients threads; and during (a) and (b) the CPU seconds of the web server, the workers,
-      this process (the clients) and the rest of the machine (PostgreSQL, Redis, weed).
+      this process (the clients), PostgreSQL, Redis, weed and the rest of the machine.
 Targets: upload-async p95 < 50 ms; all files stored within 1.5 x the floor's time.
 It prints a table and ends with one JSON line. Its user, rows, jobs, Redis keys, processes and
 temporary directories are removed at the end, also after a failure.
@@ -128,6 +128,23 @@ def cpu_seconds(pid: int) -> float:
         return 0.0
 
 
+def with_children(pid: int) -> list[int]:
+    """`pid` and every process below it (uvicorn --workers runs the requests in children of its supervisor)."""
+    parents: dict[int, int] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            parents[int(stat.parent.name)] = int(stat.read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue  # exited meanwhile
+    found, todo = [pid], [pid]
+    while todo:
+        pid = todo.pop()
+        kids = [child for child, parent in parents.items() if parent == pid]
+        found += kids
+        todo += kids
+    return found
+
+
 def machine_cpu() -> tuple[float, float]:
     """(busy, total) CPU seconds of the whole machine so far, all CPUs (Linux /proc/stat); zeros where unavailable."""
     try:
@@ -138,26 +155,46 @@ def machine_cpu() -> tuple[float, float]:
     return (sum(ticks) - ticks[3] - ticks[4]) / hz, sum(ticks) / hz  # idle and iowait are not busy
 
 
+SERVICES = {"postgres": "postgresql", "redis-server": "redis", "weed": "weed"}  # process name -> figure
+
+
+def services_cpu() -> dict[str, float]:
+    """CPU seconds so far of every PostgreSQL, Redis and weed process on the machine, by figure name."""
+    hz = os.sysconf("SC_CLK_TCK")
+    found = dict.fromkeys(SERVICES.values(), 0.0)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, tail = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue  # exited meanwhile
+        name = SERVICES.get(head.split("(", 1)[-1])
+        if name:
+            fields = tail.split()
+            found[name] += (int(fields[11]) + int(fields[12])) / hz
+    return found
+
+
 class CpuWatch:
-    """CPU seconds spent from now on by the web server, the workers, this process (the clients) and the rest of the machine."""
+    """CPU seconds spent from now on by the web server, the workers, this process (the clients), PostgreSQL, Redis, weed and the rest."""
 
     def __init__(self, server: subprocess.Popen[bytes], workers: list[subprocess.Popen[bytes]]) -> None:
-        self.pids = {"server": [server.pid], "workers": [w.pid for w in workers]}
+        self.pids = {"server": with_children(server.pid), "workers": [w.pid for w in workers]}
         self.start = self._now()
 
     def _now(self) -> dict[str, float]:
         own = os.times()
         busy, total = machine_cpu()
         now = {name: sum(cpu_seconds(p) for p in pids) for name, pids in self.pids.items()}
-        return {**now, "bench": own.user + own.system, "busy": busy, "total": total}
+        return {**now, **services_cpu(), "clients": own.user + own.system, "busy": busy, "total": total}
 
     def per_file(self, n: int) -> dict[str, float]:
+        """ms of CPU per file of each part (`cpu_*_ms`), and the share of the machine's CPUs that was busy."""
         end = self._now()
         d = {k: end[k] - self.start[k] for k in end}
-        rest = d["busy"] - d["server"] - d["workers"] - d["bench"]
+        parts = ["server", "workers", "clients", *SERVICES.values()]
+        d["other"] = max(d["busy"] - sum(d[k] for k in parts), 0.0)  # the kernel's own work, other processes, backends that exited
         return {
-            "cpu_server_ms": round(d["server"] * 1000 / n, 1), "cpu_workers_ms": round(d["workers"] * 1000 / n, 1),
-            "cpu_clients_ms": round(d["bench"] * 1000 / n, 1), "cpu_rest_ms": round(max(rest, 0.0) * 1000 / n, 1),
+            **{f"cpu_{k}_ms": round(d[k] * 1000 / n, 1) for k in [*parts, "other"]},
             "machine_busy": round(d["busy"] / d["total"], 3) if d["total"] else 0.0,
         }
 
@@ -375,13 +412,15 @@ class Stage:
     workers: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
 
-def measure_storage(stage: Stage, args: argparse.Namespace, user: Any, api_key: str, bodies: list[tuple[bytes, str]], payloads: list[bytes], floor: Callable[[], float]) -> dict[str, Any]:
+def measure_storage(
+    stage: Stage, args: argparse.Namespace, user: Any, api_key: str, bodies: list[tuple[bytes, str]], payloads: list[bytes], floor: Callable[[], float],
+) -> dict[str, Any]:
     mb = len(payloads) * args.size_mb
     n = len(payloads)
     port = free_port()
     from launcher import web
 
-    stage.server = spawn(web.command("127.0.0.1", port, access_log=False), stage.env)
+    stage.server = spawn(web.command("127.0.0.1", port, access_log=False, processes=args.web_processes), stage.env)
     server = stage.server
     wait_until(lambda: port_open(port) or server.poll() is not None, 30, "the web server")
     if server.poll() is not None:
@@ -465,43 +504,53 @@ def report(kind: str, fig: dict[str, Any], args: argparse.Namespace) -> None:
         return "ok" if ok else "over"
 
     def cpu(f: dict[str, Any]) -> str:
-        return (f"CPU per file: web server {f['cpu_server_ms']:.1f} ms, workers {f['cpu_workers_ms']:.1f}, clients {f['cpu_clients_ms']:.1f},"
-                f" rest {f['cpu_rest_ms']:.1f}; machine {f['machine_busy']:.0%} busy")
+        weed = f", weed {f['cpu_weed_ms']:.1f}" if kind == "s3" else ""
+        return (f"CPU ms/file: server {f['cpu_server_ms']:.1f}, workers {f['cpu_workers_ms']:.1f}, clients {f['cpu_clients_ms']:.1f},"
+                f" PostgreSQL {f['cpu_postgresql_ms']:.1f}, Redis {f['cpu_redis_ms']:.1f}{weed}, other {f['cpu_other_ms']:.1f}"
+                f" ({f['machine_busy']:.0%} busy)")
+
+    def row(label: str, value: str, note: str = "") -> None:
+        print(f"      {label:<36} {value:>24}   {note}".rstrip())
 
     print(f"  {kind} storage" + (" (temporary MEDIA_ROOT)" if kind == "local" else " (SeaweedFS weed server -s3, loopback)"))
     for label, title in (("declared", "rate limit as declared (10 jobs/s)"), ("lifted", "rate limit lifted (JOBS_QUEUES)")):
         a = fig[f"async_{label}"]
         print(f"    upload-async, 2 workers, {title}")
-        print(f"      request p50 / p95 / max       {a['p50_ms']:>7.1f} / {a['p95_ms']:.1f} / {a['max_ms']:.1f} ms   target p95 < {TARGET_P95_MS:g}  {mark(a['target_p95_ok'])}")
-        print(f"      all {n} answered (202)         {a['answered_s']:>7.2f} s")
-        print(f"      all {n} stored                 {a['all_stored_s']:>7.2f} s   {a['mb_s']:.1f} MB/s   "
-              f"{a['ratio_all_stored_vs_floor']:.1f} x floor, target <= {TARGET_FLOOR_RATIO:g}  {mark(a['target_floor_ok'])}")
-        print(f"      jobs: first start {a['jobs_first_start_s']:.2f} s, last end {a['jobs_last_end_s']:.2f} s; queue wait p50 {a['queue_wait_p50_ms']:.0f} ms"
-              f" (max {a['queue_wait_max_ms']:.0f}); run p50/p95 {a['job_run_p50_ms']:.1f}/{a['job_run_p95_ms']:.1f} ms; workers busy {a['workers_busy']:.0%} {a['jobs_per_worker']}")
+        row("request p50 / p95 / max", f"{a['p50_ms']:.1f} / {a['p95_ms']:.1f} / {a['max_ms']:.1f} ms", f"target p95 < {TARGET_P95_MS:g}  {mark(a['target_p95_ok'])}")
+        row(f"all {n} answered (202)", f"{a['answered_s']:.2f} s")
+        row(f"all {n} stored", f"{a['all_stored_s']:.2f} s", f"{a['mb_s']:.1f} MB/s")
+        row("all stored / floor", f"{a['ratio_all_stored_vs_floor']:.1f} x", f"target <= {TARGET_FLOOR_RATIO:g}  {mark(a['target_floor_ok'])}")
+        row("jobs: first start, last end", f"{a['jobs_first_start_s']:.2f} s, {a['jobs_last_end_s']:.2f} s", f"jobs per worker {a['jobs_per_worker']}")
+        row("jobs: queue wait p50 / max", f"{a['queue_wait_p50_ms']:.0f} / {a['queue_wait_max_ms']:.0f} ms")
+        row("jobs: run p50 / p95", f"{a['job_run_p50_ms']:.1f} / {a['job_run_p95_ms']:.1f} ms", f"workers busy {a['workers_busy']:.0%}")
         print(f"      {cpu(a)}")
     s = fig["sync"]
     print("    upload (synchronous), 2 idle workers")
-    print(f"      request p50 / p95 / max       {s['p50_ms']:>7.1f} / {s['p95_ms']:.1f} / {s['max_ms']:.1f} ms")
-    print(f"      all {n} stored (answered)      {s['all_stored_s']:>7.2f} s   {s['mb_s']:.1f} MB/s")
+    row("request p50 / p95 / max", f"{s['p50_ms']:.1f} / {s['p95_ms']:.1f} / {s['max_ms']:.1f} ms")
+    row(f"all {n} stored (answered)", f"{s['all_stored_s']:.2f} s", f"{s['mb_s']:.1f} MB/s")
     print(f"      {cpu(s)}")
-    what = "bare file writes" if kind == "local" else "bare boto3 put_object"
-    print(f"    floor: {what}, {clients} threads  {fig['floor_s']:>5.2f} s   {fig['floor_mb_s']:.1f} MB/s")
-    print("    where the time goes (before any worker runs)")
-    v = fig["service"]
-    print(f"      in this process, no HTTP, one call at a time (median of {SINGLE}): services.upload_async {v['upload_async_ms']:.1f} ms,"
-          f" services.upload {v['upload_ms']:.1f} ms")
-    print(f"        of which digest (SHA-256 + sniff) {v['digest_ms']:.1f} ms, storage.save {v['storage_save_ms']:.1f} ms; API key check {v['api_key_ms']:.1f} ms")
-    one = fig["one_client"]
-    print(f"      over HTTP, 1 client ({one['files']} files) p50 / p95: upload-async {one['upload_async']['p50_ms']:.1f} / {one['upload_async']['p95_ms']:.1f} ms,"
-          f" upload {one['upload']['p50_ms']:.1f} / {one['upload']['p95_ms']:.1f} ms, no API key (401) {one['no_key']['p50_ms']:.1f} / {one['no_key']['p95_ms']:.1f} ms")
-    b = fig["no_key"]
-    print(f"      no API key (401 after the body is read), {clients} clients: p50 / p95 {b['p50_ms']:.1f} / {b['p95_ms']:.1f} ms, all {n} in {b['answered_s']:.2f} s")
-    print(f"        {cpu(b)}")
+    print(f"    floor: {'bare file writes' if kind == 'local' else 'bare boto3 put_object'}, {clients} threads, this process")
+    row(f"all {n} written", f"{fig['floor_s']:.2f} s", f"{fig['floor_mb_s']:.1f} MB/s")
     print("    ratios")
     for label in ("declared", "lifted"):
         a = fig[f"async_{label}"]
-        print(f"      async ({label}) / sync: p50 {a['ratio_p50_vs_sync']:.2f} x, all stored {a['ratio_all_stored_vs_sync']:.2f} x;"
-              f" all stored / floor {a['ratio_all_stored_vs_floor']:.1f} x")
+        row(f"async ({label}) / sync, p50", f"{a['ratio_p50_vs_sync']:.2f} x")
+        row(f"async ({label}) / sync, all stored", f"{a['ratio_all_stored_vs_sync']:.2f} x")
+    print("    where the time goes (before any worker runs)")
+    v, one, b = fig["service"], fig["one_client"], fig["no_key"]
+    print(f"      in this process, no HTTP, one call at a time, median of {SINGLE}:")
+    row("  services.upload_async", f"{v['upload_async_ms']:.1f} ms")
+    row("  services.upload", f"{v['upload_ms']:.1f} ms")
+    row("  storage.digest (SHA-256, sniff)", f"{v['digest_ms']:.1f} ms")
+    row("  storage.save", f"{v['storage_save_ms']:.1f} ms")
+    row("  API key check", f"{v['api_key_ms']:.1f} ms")
+    print(f"      over HTTP, one client, {one['files']} files, p50 / p95:")
+    row("  upload-async", f"{one['upload_async']['p50_ms']:.1f} / {one['upload_async']['p95_ms']:.1f} ms")
+    row("  upload", f"{one['upload']['p50_ms']:.1f} / {one['upload']['p95_ms']:.1f} ms")
+    row("  no API key (401)", f"{one['no_key']['p50_ms']:.1f} / {one['no_key']['p95_ms']:.1f} ms")
+    print(f"      no API key (401 once the body is read), {clients} clients:")
+    row("  request p50 / p95", f"{b['p50_ms']:.1f} / {b['p95_ms']:.1f} ms", f"all {n} in {b['answered_s']:.2f} s")
+    print(f"        {cpu(b)}")
 
 
 # -- setup and cleanup ----------------------------------------------------------------------------
@@ -540,6 +589,7 @@ def main() -> None:
     p.add_argument("--files", type=int, default=200)
     p.add_argument("--size-mb", type=float, default=1.0)
     p.add_argument("--clients", type=int, default=8)
+    p.add_argument("--web-processes", type=int, default=1, help="uvicorn processes (WEB_PROCESSES of make run)")
     p.add_argument("--storage", default="local,s3", help="local, s3 or both (comma-separated)")
     args = p.parse_args()
     kinds = [k.strip() for k in args.storage.split(",") if k.strip()]
@@ -563,9 +613,9 @@ def main() -> None:
     bodies = encode(payloads)
     tmp = Path(tempfile.mkdtemp(prefix="bench-files-"))
     weed: Any = None
-    result: dict[str, Any] = {"files": args.files, "size_mb": args.size_mb, "clients": args.clients, "cpus": os.cpu_count()}
+    result: dict[str, Any] = {"files": args.files, "size_mb": args.size_mb, "clients": args.clients, "web_processes": args.web_processes, "cpus": os.cpu_count()}
     print(f"jobconsole files bench: {args.files} files of {args.size_mb:g} MB, {args.clients} clients, "
-          f"web server (uvicorn, 1 process) + 2 engine workers, {os.cpu_count()} CPUs")
+          f"web server (uvicorn, {args.web_processes} process{'es' if args.web_processes > 1 else ''}) + 2 engine workers, {os.cpu_count()} CPUs")
     try:
         for kind in kinds:
             base_env = {"STORAGE": kind, "MEDIA_ROOT": str(tmp / kind / "media"), "S3_BUCKET": ""}

@@ -176,6 +176,7 @@ class Env:
     admin_username: str = ""
     admin_password: str = field(default="", repr=False)
     port: int = 8000
+    web_processes: int = 1
     fault_point: str = ""
     db_retry: float = 30.0
 
@@ -186,6 +187,15 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
         return default
     if not raw.isdigit() or not 0 < int(raw) < 65536:
         raise ConfigError(f"{name} must be a TCP port number, got {raw!r}")
+    return int(raw)
+
+
+def _processes(env: Mapping[str, str], name: str, default: int) -> int:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 0 < int(raw) <= 64:
+        raise ConfigError(f"{name} must be a whole number from 1 to 64, got {raw!r}")
     return int(raw)
 
 
@@ -238,6 +248,7 @@ def read_env(env: Mapping[str, str] | None = None) -> Env:
         admin_username=env.get("ADMIN_USERNAME", "").strip(),
         admin_password=env.get("ADMIN_PASSWORD", ""),
         port=_port(env, "PORT", 8000),
+        web_processes=_processes(env, "WEB_PROCESSES", 1),
         fault_point=env.get("JOBS_FAULT_POINT", "").strip(),
         db_retry=_float(env, "JOBS_DB_RETRY", 30.0),
         **_storage(env),

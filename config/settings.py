@@ -259,6 +259,9 @@ JOBS_DB_RETRY = ENV.db_retry
 ADMIN_USERNAME = ENV.admin_username
 ADMIN_PASSWORD = ENV.admin_password
 SERVE_PORT = ENV.port
+# Web server processes (`make run`): Django runs a process's synchronous views one at a time, so
+# concurrent requests (uploads above all) wait for each other unless there are several.
+WEB_PROCESSES = ENV.web_processes
 
 LOGGING = {
     "version": 1,

@@ -43,6 +43,8 @@ class StoredFileAdmin(admin.ModelAdmin):
     def file_jobs(self, row: StoredFile) -> str:
         url = reverse("admin:jobs_job_changelist", current_app=self.admin_site.name)
         count = services.jobs_of(row).count()
+        if not count:
+            return "-"  # stored before answering, or its jobs are past retention
         return format_html('<a href="{}?group_ref={}">{} job(s)</a>', url, row.id, count)
 
     @admin.display(description="download")
@@ -51,7 +53,7 @@ class StoredFileAdmin(admin.ModelAdmin):
 
     def _process(self, request: HttpRequest, queryset: QuerySet[StoredFile], operation: str) -> None:
         done, refused = services.for_each(queryset.values_list("pk", flat=True), services.request_processing, operation=operation, user=request.user)
-        report(self, request, f"Queued {operation} for", len(done), refused)
+        report(self, request, f"Queued {operation} for", len(done), refused, noun="file(s)")
 
     @admin.action(description="Analyze (ffprobe) through the queue", permissions=["operate"])
     def analyze(self, request: HttpRequest, queryset: QuerySet[StoredFile]) -> None:
@@ -68,4 +70,4 @@ class StoredFileAdmin(admin.ModelAdmin):
     @admin.action(description="Delete through the queue (object, then row)", permissions=["operate"])
     def delete_files(self, request: HttpRequest, queryset: QuerySet[StoredFile]) -> None:
         done, refused = services.for_each(queryset.values_list("pk", flat=True), services.request_delete, user=request.user)
-        report(self, request, "Queued delete for", len(done), refused)
+        report(self, request, "Queued delete for", len(done), refused, noun="file(s)")

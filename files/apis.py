@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import re
 from typing import Any
+from uuid import UUID
 
 from django.core.validators import RegexValidator
 from django.http import HttpResponse, HttpResponseRedirect, StreamingHttpResponse
@@ -144,12 +145,12 @@ class FileDetailApi(APIView):
     """One file; DELETE queues its removal (the file is hidden at once)."""
 
     @extend_schema(tags=["files"], summary="Get a file", operation_id="files_retrieve", responses={200: FileOutputSerializer, **errors(404)})
-    def get(self, request: Request, file_id: str) -> Response:
-        return Response(FileOutputSerializer(services.get_for(file_id, user=request.user)).data)
+    def get(self, request: Request, file_id: UUID) -> Response:
+        return Response(FileOutputSerializer(services.get_for(str(file_id), user=request.user)).data)
 
     @extend_schema(tags=["files"], summary="Delete a file through the queue", operation_id="files_destroy", responses={202: JobQueuedSerializer, **errors(404, 409)})
-    def delete(self, request: Request, file_id: str) -> Response:
-        row, job = services.request_delete(file_id=file_id, user=request.user)
+    def delete(self, request: Request, file_id: UUID) -> Response:
+        row, job = services.request_delete(file_id=str(file_id), user=request.user)
         return Response({"success": True, "jobId": job.id, "fileId": row.id, "message": "File delete queued successfully"}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -162,9 +163,9 @@ class FileProcessApi(APIView):
         tags=["files"], summary="Process a file through the queue", operation_id="files_process",
         request=ProcessInputSerializer, responses={202: JobQueuedSerializer, **errors(400, 404, 409)},
     )
-    def post(self, request: Request, file_id: str) -> Response:
+    def post(self, request: Request, file_id: UUID) -> Response:
         data = body(ProcessInputSerializer, request)
-        row, job = services.request_processing(file_id=file_id, operation=data["operation"], user=request.user)
+        row, job = services.request_processing(file_id=str(file_id), operation=data["operation"], user=request.user)
         return Response({"success": True, "jobId": job.id, "fileId": row.id, "message": f"File {data['operation']} queued successfully"}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -182,8 +183,8 @@ class FileDownloadApi(APIView):
             **errors(404, 409),
         },
     )
-    def get(self, request: Request, file_id: str) -> HttpResponse | StreamingHttpResponse:
-        row = services.get_for(file_id, user=request.user)
+    def get(self, request: Request, file_id: UUID) -> HttpResponse | StreamingHttpResponse:
+        row = services.get_for(str(file_id), user=request.user)
         if row.status not in (StoredFile.Status.STORED, StoredFile.Status.PROCESSING):
             raise FileBusy(f"file {row.id} is {row.status}; it can be downloaded once stored", extra={"status": [row.status]})
         disposition = content_disposition_header(True, row.original_name) or "attachment"

@@ -168,19 +168,16 @@ def store_staged(ctx: JobContext, *, file_id: str) -> dict[str, Any]:
         return upload_result(row)
     staged = row.key
     key = final_key(row)
-    ctx.progress(1, "verifying")
     with sources.job_errors("staged upload"), storage.spooled() as tmp:
-        found = storage.copy_to_temp(staged, tmp, on_chunk=lambda n: ctx.progress(1 + 79 * n / max(row.size, 1), "verifying"))
+        found = storage.copy_to_temp(staged, tmp, on_chunk=lambda n: ctx.progress(_tenths(80 * n / max(row.size, 1)), "verifying"))
         if (found.size, found.sha256) != (row.size, row.sha256):
             raise PermanentError(
                 f"the staged bytes do not match the upload (size {found.size} vs {row.size}, sha256 {found.sha256[:12]} vs {row.sha256[:12]})",
                 kind=ErrorKind.VALIDATION,
             )
-        ctx.progress(80, "storing")
-        storage.delete(key)  # a retried job rewrites what an interrupted one left
-        storage.save(key, tmp, content_type=row.content_type)
-        if storage.size_of(key) != row.size:
-            raise JobError(f"storage holds {storage.size_of(key)} bytes at {key}, not {row.size}", kind=ErrorKind.TRANSIENT)
+        if ctx.attempt > 1:
+            storage.delete(key)  # a retry rewrites what an interrupted attempt may have left
+        storage.save(key, tmp, content_type=row.content_type)  # the bytes just verified against the row
     moved = StoredFile.objects.filter(pk=row.pk, status=Status.STAGED).update(key=key, status=Status.STORED, updated_at=timezone.now())
     if not moved:  # deleted meanwhile: its delete job removes the staged object; this copy is ours to remove
         _remove_quietly(key)
@@ -189,6 +186,11 @@ def store_staged(ctx: JobContext, *, file_id: str) -> dict[str, Any]:
     ctx.progress(100, "stored")
     row.refresh_from_db()
     return upload_result(row)
+
+
+def _tenths(percent: float) -> int:
+    """Progress in steps of 10: a large file reports ten times, not once per megabyte."""
+    return int(percent // 10 * 10)
 
 
 def _remove_quietly(key: str) -> None:
@@ -232,7 +234,7 @@ def process(ctx: JobContext, *, file_id: str, operation: str) -> dict[str, Any]:
             with tempfile.TemporaryDirectory(prefix="file-process-") as tmp:
                 local = Path(tmp) / ("in" + Path(row.safe_name).suffix)
                 with sources.job_errors("file"), local.open("wb") as out:
-                    storage.copy_to_temp(row.key, out, on_chunk=lambda n: ctx.progress(40 * n / max(row.size, 1), "downloading"))
+                    storage.copy_to_temp(row.key, out, on_chunk=lambda n: ctx.progress(_tenths(40 * n / max(row.size, 1)), "downloading"))
                 ctx.progress(40, operation)
                 result = _analyze(local) if operation == "analyze" else _compress(ctx, row, local, Path(tmp))
     except media.ToolMissing as exc:

@@ -58,9 +58,9 @@ def progress_bar(value: int) -> str:
     return format_html('<span class="jc-nowrap"><span class="jc-progress" title="{}%"><span style="width:{}%"></span></span> {}%</span>', pct, pct, pct)
 
 
-def report(model_admin: admin.ModelAdmin, request: HttpRequest, verb: str, done: int, skipped: dict[str, str]) -> None:
+def report(model_admin: admin.ModelAdmin, request: HttpRequest, verb: str, done: int, skipped: dict[str, str], *, noun: str = "job(s)") -> None:
     """Tell the operator how many rows an action changed and why the others were left alone."""
-    model_admin.message_user(request, f"{verb} {done} job(s).", messages.SUCCESS if done or not skipped else messages.WARNING)
+    model_admin.message_user(request, f"{verb} {done} {noun}.", messages.SUCCESS if done or not skipped else messages.WARNING)
     if skipped:
         sample = "; ".join(list(skipped.values())[:3])
         model_admin.message_user(request, f"Skipped {len(skipped)}: {sample}{' …' if len(skipped) > 3 else ''}", messages.WARNING)

@@ -25,15 +25,16 @@ class JobContext:
     group_ref: str | None = None
     _cancel: threading.Event = field(default_factory=threading.Event, repr=False)
     _last_progress: int = -1
+    _last_message: str = ""
 
     def progress(self, percent: float, message: str = "") -> None:
-        """Report progress 0-100 (stored on the job and sent to hooks); repeated values are skipped."""
+        """Report progress 0-100 (stored on the job and sent to hooks); a report that repeats the last one is skipped."""
         from jobs import services
 
         value = max(0, min(100, int(percent)))
-        if value == self._last_progress and not message:
+        if value == self._last_progress and message in ("", self._last_message):
             return
-        self._last_progress = value
+        self._last_progress, self._last_message = value, message or self._last_message
         try:
             services.update_progress(self.job_id, progress=value, message=message)
         except (OperationalError, InterfaceError) as exc:

@@ -59,4 +59,4 @@ def test_an_operation_that_does_not_fit_the_file_is_a_400(as_alice: APIClient, l
 
 def test_an_unknown_file_is_a_404_everywhere(as_alice: APIClient, local_storage: Path) -> None:
     for method, path in (("get", ""), ("get", "/download"), ("post", "/process"), ("delete", "")):
-        refused(getattr(as_alice, method)(f"/api/files/no-such-file{path}", {"operation": "analyze"} if method == "post" else None), 404)
+        refused(getattr(as_alice, method)(f"/api/files/0b7e2a52-1d7e-4f61-9a43-6c3c7e0c7a11{path}", {"operation": "analyze"} if method == "post" else None), 404)

@@ -341,3 +341,15 @@ def test_bulk_retry_and_cancel_use_a_few_statements_per_chunk(burst, django_asse
     burst()
     assert Job.objects.filter(pk__in=waiting, status="completed").count() == 30
     assert list(AuditEntry.objects.order_by("at").values_list("action", "count")) == [("cancel", 60), ("retry", 70)]
+
+
+def test_a_progress_report_that_repeats_the_last_one_writes_nothing(django_assert_num_queries) -> None:
+    job, _ = services.enqueue(JobSpec(type="noop"))
+    lifecycle.claim(job.id, queue="default", worker="w-progress")
+    ctx = JobContext(job_id=job.id, queue="default", type="noop", attempt=1, max_attempts=3, payload={})
+    ctx.progress(40, "copying")
+    with django_assert_num_queries(0):
+        ctx.progress(40, "copying")
+        ctx.progress(40)  # the same value, no new message
+    ctx.progress(40, "storing")  # a new message is news
+    assert Job.objects.get(pk=job.id).progress_message == "storing"

@@ -14,6 +14,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
@@ -139,6 +140,20 @@ def test_admin_request_and_port_from_the_environment() -> None:
     assert read_env({}).port == 8000 and env.port == 9001
     with pytest.raises(ConfigError):
         read_env({"PORT": "http"})
+
+
+def test_web_processes_from_the_environment_reach_the_web_command(settings: Any) -> None:
+    from launcher import web
+    from launcher.management.commands.serve import plan
+
+    assert read_env({}).web_processes == 1 and read_env({"WEB_PROCESSES": "3"}).web_processes == 3
+    for bad in ("0", "two", "65"):
+        with pytest.raises(ConfigError):
+            read_env({"WEB_PROCESSES": bad})
+    assert "--workers" not in web.command("127.0.0.1", 8000)
+    settings.WEB_PROCESSES = 2
+    argv = dict(plan(host="127.0.0.1", port=8000))["web"]
+    assert argv[argv.index("--workers") + 1] == "2"
 
 
 def _children(output: str) -> list[int]:

@@ -31,7 +31,7 @@ from launcher import embedded, web
 def plan(*, host: str, port: int) -> list[tuple[str, list[str]]]:
     """The processes to run: (name, argv), in start order."""
     manage = [sys.executable, "manage.py"]
-    procs = [("web", web.command(host, port))]
+    procs = [("web", web.command(host, port, processes=settings.WEB_PROCESSES))]
     for group in selectors.worker_groups():
         procs.append((f"worker-{group.name}", [*manage, "worker", "--group", group.name, "--processes", str(group.processes)]))
     procs.append(("scheduler", [*manage, "scheduler"]))
