@@ -26,6 +26,7 @@ import json
 import os
 import secrets
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -371,6 +372,32 @@ def report(fig: dict[str, Any], args: argparse.Namespace) -> None:
     row("RQ SimpleWorker p99 / max", fig["rq_simple_latency_p99_ms"], "ms", f"max {fig['rq_simple_latency_max_ms']:.1f} ms")
     print()
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in fig.items()}, sort_keys=True))
+
+
+# -- shared by the benches ------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def port_open(port: int) -> bool:
+    """Whether something accepts connections on 127.0.0.1:port."""
+    with socket.socket() as s:
+        s.settimeout(0.2)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc); 0.0 where unavailable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def main() -> None:

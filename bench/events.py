@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import socket
 import time
 from typing import Any
 
@@ -26,25 +25,15 @@ from engine import (
     QUEUE,
     clean_engine,
     engine_worker,
+    free_port,
     output,
     percentile,
+    port_open,
     setup_django,
     spawn,
     stop,
     wait_until,
 )
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 async def client(url: str, ready: asyncio.Event | None, done: asyncio.Event, delays: list[float], job_ids: set[str]) -> None:

@@ -32,7 +32,6 @@ import functools
 import json
 import os
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -46,7 +45,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from engine import ROOT, bench_env, percentile, setup_django, stop, wait_until
+from engine import ROOT, bench_env, cpu_seconds, free_port, percentile, port_open, setup_django, stop, wait_until
 
 FILE_QUEUES = ("file-upload", "file-process", "file-delete")
 USER = "bench-files"
@@ -60,18 +59,6 @@ _procs: list[subprocess.Popen[bytes]] = []
 
 
 # -- processes ------------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def port_open(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.2)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 def spawn(args: list[str], extra: dict[str, str], *, lift_rate_limit: bool = False) -> subprocess.Popen[bytes]:
@@ -117,15 +104,6 @@ def start_workers(extra: dict[str, str], tag: str, *, lift_rate_limit: bool) -> 
 
 
 # -- CPU ------------------------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc); 0.0 where unavailable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
 
 
 def with_children(pid: int) -> list[int]:

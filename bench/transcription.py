@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any
 # The tests' audio helpers (espeak-ng speech, in-order word matching). The project root goes last
 # on sys.path: this script's own folder stays first, so bench/engine.py is found as `engine`.
 sys.path.append(str(Path(__file__).resolve().parent.parent))
+from engine import cpu_seconds, free_port  # noqa: E402
 from tests.transcription import audio  # noqa: E402
 
 if TYPE_CHECKING:
@@ -113,21 +114,6 @@ def check_words(spoken: str, heard: str, what: str) -> float:
 
 
 # -- processes and HTTP ---------------------------------------------------------------------------
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU seconds of a process so far (Linux /proc); 0.0 where unavailable."""
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Api:
