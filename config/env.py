@@ -170,6 +170,7 @@ class Env:
     transcription_model_dir: Path = VAR_DIR / "models"
     transcription_max_bytes: int = 500 * 1024**2
     files_max_bytes: int = 100 * 1024**2
+    files_staging_dir: Path | None = None
     transcription_device: str = "cpu"
     pipelines_provider_url: str = ""
     pipelines_provider_timeout: float = 60.0
@@ -242,6 +243,7 @@ def read_env(env: Mapping[str, str] | None = None) -> Env:
         transcription_model_dir=_path(env, "TRANSCRIPTION_MODEL_DIR", VAR_DIR / "models"),
         transcription_max_bytes=_size(env, "TRANSCRIPTION_MAX_BYTES", 500 * 1024**2),
         files_max_bytes=_size(env, "FILES_MAX_BYTES", 100 * 1024**2),
+        files_staging_dir=_path(env, "FILES_STAGING_DIR", BASE_DIR) if env.get("FILES_STAGING_DIR", "").strip() else None,
         transcription_device=_device(env),
         pipelines_provider_url=_provider_url(env),
         pipelines_provider_timeout=_positive(env, "PIPELINES_PROVIDER_TIMEOUT", 60.0),

@@ -143,6 +143,9 @@ UPLOAD_BODY_MAX = max(ENV.transcription_max_bytes, ENV.files_max_bytes) + 1024 *
 # Seed 3's files: the largest upload (413 over it), and how old an object without a row must be
 # before the sweep removes it (an upload or a compress in flight writes its object first).
 FILES_MAX_BYTES = ENV.files_max_bytes
+# Where upload-async keeps a file until its job stores it: None stages in storage (files/staging/,
+# any worker can read it); a folder stages there, one local write, for workers on this machine.
+FILES_STAGING_DIR = ENV.files_staging_dir
 FILES_SWEEP_GRACE = 3600.0
 TRANSCRIPTION_ALLOWED_HOSTS = ENV.transcription_allowed_hosts
 TRANSCRIPTION_MODEL_DIR = ENV.transcription_model_dir

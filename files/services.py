@@ -121,9 +121,11 @@ def _receive(owner: User, upload: IO[bytes] | None, memo_id: str | None, *, stag
         owner=owner, original_name=name, safe_name=sources.safe_filename(name, fallback="file"), size=digest.size,
         content_type=digest.content_type, sha256=digest.sha256, memo_id=memo, status=Status.STAGED if staged else Status.STORED,
     )
-    row.key = f"{storage.STAGING}{row.id}" if staged else final_key(row)
     with sources.request_errors(field="file", invalid=FileInputError):
-        storage.save(row.key, upload, content_type=row.content_type)
+        if staged:
+            row.key = storage.stage(row.id, upload, content_type=row.content_type)
+        else:
+            row.key = storage.save(final_key(row), upload, content_type=row.content_type)
     return row
 
 
@@ -168,8 +170,8 @@ def store_staged(ctx: JobContext, *, file_id: str) -> dict[str, Any]:
         return upload_result(row)
     staged = row.key
     key = final_key(row)
-    with sources.job_errors("staged upload"), storage.spooled() as tmp:
-        found = storage.copy_to_temp(staged, tmp, on_chunk=lambda n: ctx.progress(_tenths(80 * n / max(row.size, 1)), "verifying"))
+    progress = lambda n: ctx.progress(_tenths(80 * n / max(row.size, 1)), "verifying")  # noqa: E731
+    with sources.job_errors("staged upload"), storage.staged_file(staged, on_chunk=progress) as (tmp, found):
         if (found.size, found.sha256) != (row.size, row.sha256):
             raise PermanentError(
                 f"the staged bytes do not match the upload (size {found.size} vs {row.size}, sha256 {found.sha256[:12]} vs {row.sha256[:12]})",
@@ -196,7 +198,7 @@ def _tenths(percent: float) -> int:
 def _remove_quietly(key: str) -> None:
     """Remove an object that is no longer needed; if storage fails now, the sweep removes it later."""
     try:
-        storage.delete(key)
+        storage.remove(key)
     except sources.SourceError as exc:
         log.warning("could not remove %s now (the sweep will): %s", key, exc.message)
 
@@ -307,8 +309,8 @@ def delete(ctx: JobContext, *, file_id: str) -> dict[str, Any]:
     if row is None:
         return {"success": True, "fileId": file_id, "deleted": True}
     with sources.job_errors("file"):
-        storage.delete(row.key)
-        if storage.exists(row.key):
+        storage.remove(row.key)
+        if storage.present(row.key):
             raise JobError(f"{row.key} is still in storage", kind=ErrorKind.TRANSIENT)
     row.delete()
     ctx.progress(100, "deleted")
@@ -362,9 +364,9 @@ class SweepReport:
 
 
 def sweep(*, remove: bool = False, grace: float | None = None) -> SweepReport:
-    """Compare storage under files/ with the rows. Orphans older than `grace` seconds (an upload or a
-    compress in flight writes its object before its row) are removed when `remove`; rows whose object
-    is gone are marked failed."""
+    """Compare storage under files/ (and FILES_STAGING_DIR on this machine) with the rows. Orphans
+    older than `grace` seconds (an upload or a compress in flight writes its object before its row)
+    are removed when `remove`; rows whose object is gone are marked failed."""
     grace = settings.FILES_SWEEP_GRACE if grace is None else grace
     report = SweepReport()
     with sources.job_errors("storage listing"):
@@ -378,6 +380,11 @@ def sweep(*, remove: bool = False, grace: float | None = None) -> SweepReport:
             report.orphans.append(key)
             if remove:
                 storage.delete(key)
+                report.removed += 1
+        for key in sorted(set(storage.local_staged(cutoff.timestamp())) - named):  # FILES_STAGING_DIR on this machine
+            report.orphans.append(key)
+            if remove:
+                storage.remove(key)
                 report.removed += 1
     stored = StoredFile.objects.filter(status=Status.STORED, updated_at__lt=cutoff).exclude(key__in=keys)
     report.missing = list(stored.values_list("id", flat=True))

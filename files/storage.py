@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
 import filetype
+from django.conf import settings
 from django.core.files import File
 from django.core.files.storage import FileSystemStorage, default_storage, storages
 
@@ -27,6 +29,8 @@ CHUNK = 1024 * 1024
 SNIFF_BYTES = 8192
 PREFIX = "files/"
 STAGING = "files/staging/"
+#: A staged upload in settings.FILES_STAGING_DIR, on the machine that took the request.
+LOCAL_STAGING = "local-staging:"
 
 
 @dataclass(frozen=True)
@@ -163,6 +167,75 @@ def presigned_url(key: str, *, filename_header: str, content_type: str) -> str |
     with translated(key):
         params = {"ResponseContentDisposition": filename_header, "ResponseContentType": content_type}
         return str(default_storage.url(key, parameters=params))  # type: ignore[call-arg]  # S3Storage.url takes them
+
+
+# -- staging: in storage (workers anywhere), or in a local folder (workers on this machine) ----------
+
+
+def stage(file_id: str, fileobj: IO[bytes], *, content_type: str) -> str:
+    """Keep an upload until its file-upload job stores it; returns the staged key.
+
+    With settings.FILES_STAGING_DIR the bytes go to that folder (one local write; the workers must
+    share it), else to `files/staging/<id>` in storage (any worker can read it).
+    """
+    folder = settings.FILES_STAGING_DIR
+    if not folder:
+        return save(f"{STAGING}{file_id}", fileobj, content_type=content_type)
+    key = f"{LOCAL_STAGING}{file_id}"
+    path = _local(key)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fileobj.seek(0)
+    with translated(key), path.open("xb") as out:
+        shutil.copyfileobj(fileobj, out, CHUNK)
+    return key
+
+
+def _local(key: str) -> Path:
+    name = key[len(LOCAL_STAGING):]
+    if not name or "/" in name or name.startswith("."):
+        raise SourceRefused(f"not a staged file: {key!r}", extra={"key": key})
+    return Path(settings.FILES_STAGING_DIR or ".") / name
+
+
+@contextlib.contextmanager
+def staged_file(key: str, *, on_chunk: Callable[[int], None] | None = None) -> Iterator[tuple[IO[bytes], Digest]]:
+    """A seekable local file of a staged upload and its digest: the staged file itself when local,
+    else a spooled copy of the staged object."""
+    if key.startswith(LOCAL_STAGING):
+        with translated(key), _local(key).open("rb") as fh:
+            yield fh, digest(fh, on_chunk=on_chunk)
+        return
+    with spooled() as tmp:
+        found = copy_to_temp(key, tmp, on_chunk=on_chunk)
+        tmp.seek(0)
+        yield tmp, found
+
+
+def remove(key: str) -> None:
+    """Remove a stored or staged object; one already gone is not an error."""
+    if key.startswith(LOCAL_STAGING):
+        with translated(key):
+            _local(key).unlink(missing_ok=True)
+    else:
+        delete(key)
+
+
+def present(key: str) -> bool:
+    """Whether a stored or staged object exists."""
+    if key.startswith(LOCAL_STAGING):
+        with translated(key):
+            return _local(key).exists()
+    return exists(key)
+
+
+def local_staged(older_than: float) -> Iterator[str]:
+    """The keys of files in FILES_STAGING_DIR last changed before the epoch time `older_than`."""
+    folder = settings.FILES_STAGING_DIR
+    if not folder or not Path(folder).is_dir():
+        return
+    for path in Path(folder).iterdir():
+        if path.is_file() and path.stat().st_mtime < older_than:
+            yield f"{LOCAL_STAGING}{path.name}"
 
 
 def spooled() -> IO[bytes]:

@@ -190,3 +190,29 @@ def test_the_scheduler_enqueues_the_sweep_once_per_period(local_storage: Path, s
     assert periodic.enqueue_due({}, now=at.replace(hour=11)) == 1
     jobs = Job.objects.filter(type="file-sweep")
     assert jobs.count() == 2 and {j.queue for j in jobs} == {"file-delete"} and all(j.payload == {"remove": True} for j in jobs)
+
+
+def test_upload_async_staged_in_a_local_folder(
+    as_alice: APIClient, local_storage: Path, drain_files: Callable[[], None], settings: Any, tmp_path: Path,
+) -> None:
+    settings.FILES_STAGING_DIR = tmp_path / "staging"
+    data = b"staged on this machine " * 10_000
+    body = upload(as_alice, "/api/files/upload-async", data, name="local.txt").json()
+    row = StoredFile.objects.get(pk=body["fileId"])
+    assert row.key == f"local-staging:{row.id}" and (tmp_path / "staging" / row.id).read_bytes() == data
+    assert list(services.storage.keys_under()) == []  # nothing in storage until the job stores it
+    drain_files()
+    row.refresh_from_db()
+    assert (row.status, row.key) == ("stored", f"files/{row.id}/local.txt")
+    with default_storage.open(row.key, "rb") as fh:
+        assert sha(fh.read()) == row.sha256 == sha(data)
+    assert not (tmp_path / "staging" / row.id).exists()
+
+    doomed = upload(as_alice, "/api/files/upload-async", b"never stored", name="gone.txt").json()
+    assert as_alice.delete(f"/api/files/{doomed['fileId']}").status_code == 202
+    drain_files()
+    assert not StoredFile.objects.filter(pk=doomed["fileId"]).exists() and list((tmp_path / "staging").iterdir()) == []
+
+    (tmp_path / "staging" / "stray").write_bytes(b"left by a crash")
+    report = services.sweep(remove=True, grace=0)
+    assert report.orphans == ["local-staging:stray"] and not (tmp_path / "staging" / "stray").exists()
