@@ -75,3 +75,24 @@ def test_the_sweep_finds_orphans_on_s3(as_alice: APIClient, settings: Any, weed_
     report = services.sweep(remove=True, grace=0)
     assert (report.orphans, report.removed, report.missing) == ([stray], 1, [])
     assert list(services.storage.keys_under()) == [StoredFile.objects.get(pk=kept).key]
+
+
+@pytest.mark.media
+def test_compress_on_s3_replaces_the_object_only_after_the_new_one_is_stored(
+    as_alice: APIClient, settings: Any, weed_server: WeedS3, drain_files: Callable[[], None], tmp_path: Any,  # noqa: F811
+) -> None:
+    from tests.transcription.audio import SENTENCE, speak
+
+    on_weed(settings, weed_server)
+    wav = speak(SENTENCE, tmp_path / "speech.wav").read_bytes()
+    file_id = as_alice.post("/api/files/upload", {"file": SimpleUploadedFile("speech.wav", wav)}, format="multipart").json()["fileId"]
+    original = StoredFile.objects.get(pk=file_id).key
+    assert as_alice.post(f"/api/files/{file_id}/process", {"operation": "compress"}).status_code == 202
+    drain_files()
+    row = StoredFile.objects.get(pk=file_id)
+    assert (row.status, row.content_type, row.results["compress"]["codec"]) == ("stored", "audio/ogg", "opus")
+    assert hashlib.sha256(s3_object(row.key)).hexdigest() == row.sha256 and row.size < len(wav) / 4
+    assert list(services.storage.keys_under()) == [row.key] and original != row.key  # the original is gone, nothing else left
+    answer = as_alice.get(f"/api/files/{file_id}/download")
+    with urllib.request.urlopen(answer["Location"], timeout=10) as fetched:
+        assert fetched.headers["Content-Type"] == "audio/ogg" and fetched.read()[:4] == b"OggS"
