@@ -183,6 +183,12 @@ class JobAdmin(OperateMixin, admin.ModelAdmin):
         report(self, request, "Cancelled (or asked to stop)", len(done), skipped)
         return self._back_to_job(request)
 
+    def changelist_view(self, request: HttpRequest, extra_context: dict[str, Any] | None = None) -> HttpResponse:
+        """Opened from a product's row (`?group_ref=`: a project's or a file's jobs), the title says whose jobs these are."""
+        if group := request.GET.get("group_ref"):
+            extra_context = {**(extra_context or {}), "title": f"Jobs of {group}"}
+        return super().changelist_view(request, extra_context)
+
 
 # -- dead letters -----------------------------------------------------------------------------
 
