@@ -56,7 +56,9 @@ def enqueue(spec: JobSpec, *, from_api: bool = False) -> tuple[Job, bool]:
         if existing:
             return existing, False
     try:
-        with transaction.atomic():
+        # A savepoint inside a caller's transaction only where an idempotency race can be recovered
+        # from; without a key an IntegrityError fails the caller's transaction anyway (two round trips fewer).
+        with transaction.atomic(savepoint=bool(key)):
             job.save(force_insert=True)
             event = intake.created_event(job, now)
             event.save(force_insert=True)
