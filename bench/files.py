@@ -41,11 +41,10 @@ import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable
 
-from engine import ROOT, bench_env, cpu_seconds, free_port, percentile, port_open, setup_django, stop, wait_until
+from engine import ROOT, _ts, bench_env, cpu_seconds, free_port, output, percentile, port_open, setup_django, stop, wait_until
 
 FILE_QUEUES = ("file-upload", "file-process", "file-delete")
 USER = "bench-files"
@@ -73,11 +72,6 @@ def spawn(args: list[str], extra: dict[str, str], *, lift_rate_limit: bool = Fal
     p.log = log  # type: ignore[attr-defined]
     _procs.append(p)
     return p
-
-
-def output(p: subprocess.Popen[bytes]) -> str:
-    p.log.seek(0)  # type: ignore[attr-defined]
-    return p.log.read().decode(errors="replace")[-3000:]  # type: ignore[attr-defined]
 
 
 def halt(p: subprocess.Popen[bytes]) -> None:
@@ -256,11 +250,6 @@ def wait_stored(ids: list[str], timeout: float) -> None:
         if time.monotonic() > deadline:
             raise RuntimeError(f"not all stored within {timeout:.0f} s: {counts}")
         time.sleep(0.1)
-
-
-def _ts(value: datetime | None) -> float:
-    assert value is not None
-    return value.timestamp()
 
 
 def async_figures(posted: Posted, workers: int, mb: float) -> dict[str, Any]:

@@ -16,7 +16,6 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from files import services, storage
-from files.exceptions import FileBusy
 from files.models import StoredFile
 from jobs import access
 from jobs.api.errors import errors
@@ -184,9 +183,7 @@ class FileDownloadApi(APIView):
         },
     )
     def get(self, request: Request, file_id: UUID) -> HttpResponse | StreamingHttpResponse:
-        row = services.get_for(str(file_id), user=request.user)
-        if row.status not in (StoredFile.Status.STORED, StoredFile.Status.PROCESSING):
-            raise FileBusy(f"file {row.id} is {row.status}; it can be downloaded once stored", extra={"status": [row.status]})
+        row = services.downloadable(str(file_id), user=request.user)
         disposition = content_disposition_header(True, row.original_name) or "attachment"
         with sources.request_errors(field="file"):
             presigned = storage.presigned_url(row.key, filename_header=disposition, content_type=row.content_type)

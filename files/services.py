@@ -25,7 +25,6 @@ from pathlib import Path
 from typing import IO, Any
 
 from django.conf import settings
-from django.core.files.storage import default_storage
 from django.db import transaction
 from django.urls import reverse
 from django.utils import timezone
@@ -65,6 +64,14 @@ def get_for(file_id: str, *, user: Viewer) -> StoredFile:
 def listing(*, user: Viewer) -> Any:
     """The user's files, newest first; files being deleted are hidden."""
     return access.visible(StoredFile.objects.exclude(status__in=[Status.DELETING, Status.DELETED]), user)
+
+
+def downloadable(file_id: str, *, user: Viewer) -> StoredFile:
+    """The user's file, once its bytes are at their key (stored, or being processed); FileBusy before."""
+    row = get_for(file_id, user=user)
+    if row.status not in (Status.STORED, Status.PROCESSING):
+        raise FileBusy(f"file {row.id} is {row.status}; it can be downloaded once stored", extra={"status": [row.status]})
+    return row
 
 
 def download_path(file_id: str) -> str:
@@ -177,9 +184,7 @@ def store_staged(ctx: JobContext, *, file_id: str) -> dict[str, Any]:
                 f"the staged bytes do not match the upload (size {found.size} vs {row.size}, sha256 {found.sha256[:12]} vs {row.sha256[:12]})",
                 kind=ErrorKind.VALIDATION,
             )
-        if ctx.attempt > 1:
-            storage.delete(key)  # a retry rewrites what an interrupted attempt may have left
-        storage.save(key, tmp, content_type=row.content_type)  # the bytes just verified against the row
+        storage.save(key, tmp, content_type=row.content_type, replace=ctx.attempt > 1)  # the bytes just verified against the row
     moved = StoredFile.objects.filter(pk=row.pk, status=Status.STAGED).update(key=key, status=Status.STORED, updated_at=timezone.now())
     if not moved:  # deleted meanwhile: its delete job removes the staged object; this copy is ours to remove
         _remove_quietly(key)
@@ -238,7 +243,7 @@ def process(ctx: JobContext, *, file_id: str, operation: str) -> dict[str, Any]:
                 with sources.job_errors("file"), local.open("wb") as out:
                     storage.copy_to_temp(row.key, out, on_chunk=lambda n: ctx.progress(_tenths(40 * n / max(row.size, 1)), "downloading"))
                 ctx.progress(40, operation)
-                result = _analyze(local) if operation == "analyze" else _compress(ctx, row, local, Path(tmp))
+                result = media.probe(local) if operation == "analyze" else _compress(ctx, row, local, Path(tmp))
     except media.ToolMissing as exc:
         raise JobError(str(exc), kind=ErrorKind.TRANSIENT) from exc  # another worker may have it
     except media.MediaError as exc:
@@ -247,10 +252,6 @@ def process(ctx: JobContext, *, file_id: str, operation: str) -> dict[str, Any]:
     StoredFile.objects.filter(pk=row.pk).update(results=results, status=Status.STORED, failed_reason="", updated_at=timezone.now())
     ctx.progress(100, "done")
     return {"success": True, "fileId": row.id, "operation": operation, "result": result}
-
-
-def _analyze(local: Path) -> dict[str, Any]:
-    return media.probe(local)
 
 
 def _compress(ctx: JobContext, row: StoredFile, local: Path, tmp: Path) -> dict[str, Any]:
@@ -265,10 +266,7 @@ def _compress(ctx: JobContext, row: StoredFile, local: Path, tmp: Path) -> dict[
         if key == row.key:
             key = final_key(row, f"{Path(row.safe_name).stem or 'file'}.{uuid.uuid4().hex[:6]}.opus")
         with sources.job_errors("compressed file"):
-            storage.delete(key)
-            storage.save(key, fh, content_type="audio/ogg")
-            if storage.size_of(key) != digest.size:
-                raise JobError(f"storage holds a different size at {key}", kind=ErrorKind.TRANSIENT)
+            storage.save(key, fh, content_type="audio/ogg", replace=ctx.attempt > 1)  # bytes ffprobe just read back
     StoredFile.objects.filter(pk=row.pk).update(key=key, size=digest.size, sha256=digest.sha256, content_type="audio/ogg")
     _remove_quietly(row.key)  # only now: the new object is stored, verified and the row points at it
     return {
@@ -374,9 +372,8 @@ def sweep(*, remove: bool = False, grace: float | None = None) -> SweepReport:
         named = set(StoredFile.objects.values_list("key", flat=True))
         cutoff = timezone.now() - timedelta(seconds=grace)
         for key in sorted(keys - named):
-            with sources.translated(key):
-                if default_storage.get_modified_time(key) > cutoff:
-                    continue
+            if storage.modified_at(key) > cutoff:
+                continue
             report.orphans.append(key)
             if remove:
                 storage.delete(key)
@@ -396,6 +393,6 @@ def sweep(*, remove: bool = False, grace: float | None = None) -> SweepReport:
 
 
 __all__ = [
-    "OPERATIONS", "SweepReport", "clean_name", "delete", "for_each", "download_path", "get_for", "jobs_of", "listing", "process", "record_outcome",
+    "OPERATIONS", "SweepReport", "clean_name", "delete", "downloadable", "for_each", "download_path", "get_for", "jobs_of", "listing", "process", "record_outcome",
     "refuse_oversize", "request_delete", "request_processing", "store_staged", "sweep", "upload", "upload_async", "upload_result",
 ]

@@ -14,6 +14,7 @@ import hashlib
 import shutil
 import tempfile
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import IO, Callable, Iterator
 
@@ -61,19 +62,27 @@ def sniff(head: bytes) -> str:
     return "application/octet-stream"
 
 
-def digest(fileobj: IO[bytes], *, on_chunk: Callable[[int], None] | None = None) -> Digest:
-    """Hash and sniff a seekable file in chunks, from its start; leaves it at its start."""
-    fileobj.seek(0)
+def _read_through(src: IO[bytes], out: IO[bytes] | None, on_chunk: Callable[[int], None] | None) -> Digest:
+    """Read `src` to its end in chunks, hashing and sniffing, copying each chunk to `out` when given."""
     sha, size, head = hashlib.sha256(), 0, b""
-    while chunk := fileobj.read(CHUNK):
+    while chunk := src.read(CHUNK):
         if len(head) < SNIFF_BYTES:
             head += chunk[: SNIFF_BYTES - len(head)]
         sha.update(chunk)
+        if out is not None:
+            out.write(chunk)
         size += len(chunk)
         if on_chunk:
             on_chunk(size)
-    fileobj.seek(0)
     return Digest(size=size, sha256=sha.hexdigest(), content_type=sniff(head))
+
+
+def digest(fileobj: IO[bytes], *, on_chunk: Callable[[int], None] | None = None) -> Digest:
+    """Hash and sniff a seekable file in chunks, from its start; leaves it at its start."""
+    fileobj.seek(0)
+    found = _read_through(fileobj, None, on_chunk)
+    fileobj.seek(0)
+    return found
 
 
 def is_media(content_type: str) -> bool:
@@ -81,8 +90,11 @@ def is_media(content_type: str) -> bool:
     return content_type.startswith(("audio/", "video/"))
 
 
-def save(key: str, fileobj: IO[bytes], *, content_type: str) -> str:
-    """Write a seekable file at `key` (a new, unique key); return the key storage used."""
+def save(key: str, fileobj: IO[bytes], *, content_type: str, replace: bool = False) -> str:
+    """Write a seekable file at `key` (a new, unique key; `replace`: remove what a failed attempt may
+    have left there first); return the key storage used."""
+    if replace:
+        delete(key)
     fileobj.seek(0)
     content = File(fileobj, name=key.rsplit("/", 1)[-1])
     content.content_type = content_type  # type: ignore[attr-defined]  # S3Storage sends it as Content-Type
@@ -95,18 +107,10 @@ def save(key: str, fileobj: IO[bytes], *, content_type: str) -> str:
 
 def copy_to_temp(key: str, out: IO[bytes], *, on_chunk: Callable[[int], None] | None = None) -> Digest:
     """Stream a stored object into a local file, hashing and sniffing on the way."""
-    sha, size, head = hashlib.sha256(), 0, b""
     with translated(key), default_storage.open(key, "rb") as src:
-        while chunk := src.read(CHUNK):
-            if len(head) < SNIFF_BYTES:
-                head += chunk[: SNIFF_BYTES - len(head)]
-            sha.update(chunk)
-            out.write(chunk)
-            size += len(chunk)
-            if on_chunk:
-                on_chunk(size)
+        found = _read_through(src, out, on_chunk)
     out.flush()
-    return Digest(size=size, sha256=sha.hexdigest(), content_type=sniff(head))
+    return found
 
 
 def delete(key: str) -> None:
@@ -123,9 +127,9 @@ def exists(key: str) -> bool:
         return bool(default_storage.exists(key))
 
 
-def size_of(key: str) -> int:
+def modified_at(key: str) -> datetime:
     with translated(key):
-        return int(default_storage.size(key))
+        return default_storage.get_modified_time(key)
 
 
 def keys_under(prefix: str = PREFIX) -> Iterator[str]:

@@ -12,7 +12,7 @@ from jobs.api.serializers import TextField
 from pipelines import definitions
 from transcription import languages
 
-LANGUAGE = RegexValidator(languages.PATTERN, languages.MESSAGE)
+LANGUAGE = languages.VALIDATOR
 
 
 @extend_schema_field({"type": "object", "additionalProperties": True, "nullable": True})

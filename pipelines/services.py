@@ -213,8 +213,8 @@ def _stage_types() -> frozenset[str]:
 def on_job_change(change: JobChange) -> None:
     """The engine's hook, called after each job change commits (at least once, in order per job): record the
     change on the stage run, then advance, fail or resume the project. Each step is keyed by the stage run."""
-    if not change.group_ref or change.type not in _stage_types():
-        return
+    if not change.group_ref or change.type not in _stage_types() or change.event == "progress":
+        return  # a progress report moves no stage: nothing to record or advance
     error = str(change.data.get("error") or "") if change.event in ("failed", "retrying", "cancelled") else ""
     StageRun.objects.filter(job_id=change.job_id).update(status=change.status, error=error[:5000])
     if change.event == "completed":

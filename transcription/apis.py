@@ -31,7 +31,7 @@ class TranscriptionJsonInputSerializer(serializers.Serializer):
     format = serializers.ChoiceField(choices=Transcription.Format.values, required=False)
     tier = serializers.ChoiceField(choices=Transcription.Tier.values, required=False, help_text="FREE, PRO or PAYG: the job's priority (1, 5, 10).")
     language = TextField(
-        required=False, max_length=16, validators=[RegexValidator(languages.PATTERN, languages.MESSAGE)],
+        required=False, max_length=16, validators=[languages.VALIDATOR],
         help_text="The spoken language; left out, the model detects it.",
     )
 

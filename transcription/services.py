@@ -66,8 +66,8 @@ def request_transcription(
 
 def record_outcome(change: JobChange) -> None:
     """The engine's hook: the row keeps its job's status, attempts, error and times (idempotent; in order per job)."""
-    if change.type != JOB_TYPE:
-        return
+    if change.type != JOB_TYPE or change.event == "progress":
+        return  # progress is read from the live job; the row already says active since `started`
     fields: dict[str, Any] = {"status": change.status}
     if "attempt" in change.data:
         fields["attempts_made"] = change.data["attempt"]

@@ -10,6 +10,8 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from jobs.api.inputs import query
+
 
 #: Deeper pages are refused (400): an OFFSET this large reads more rows than a list should.
 MAX_OFFSET = 1_000_000
@@ -27,10 +29,9 @@ class CountlessPagination(LimitOffsetPagination):
     def paginate_queryset(self, queryset: Any, request: Request, view: Any = None) -> list[Any]:
         """Return one page and remember whether more rows follow."""
         self.request = request
-        params = PageParamsSerializer(data=request.query_params)
-        params.is_valid(raise_exception=True)
-        self.limit = params.validated_data.get("limit", self.default_limit)
-        self.offset = params.validated_data.get("offset", 0)
+        params = query(PageParamsSerializer, request)
+        self.limit = params.get("limit", self.default_limit)
+        self.offset = params.get("offset", 0)
         rows = list(queryset[self.offset : self.offset + self.limit + 1])
         self.has_next = len(rows) > self.limit
         self.count = self.offset + len(rows)  # used by DRF's link helpers only

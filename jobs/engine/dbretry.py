@@ -23,9 +23,9 @@ FIRST_WAIT = 0.2
 MAX_WAIT = 2.0
 
 
-def retrying(write: Callable[[], T], *, what: str, deadline: float | None = None) -> T:
-    """Run `write`; on a lost database connection, reconnect and run it again until `deadline` seconds have passed."""
-    limit = settings.JOBS_DB_RETRY if deadline is None else deadline
+def retrying(write: Callable[[], T], *, what: str) -> T:
+    """Run `write`; on a lost database connection, reconnect and run it again until JOBS_DB_RETRY seconds have passed."""
+    limit = settings.JOBS_DB_RETRY
     give_up = time.monotonic() + limit
     wait = FIRST_WAIT
     while True:

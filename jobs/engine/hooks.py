@@ -110,12 +110,3 @@ def call(consumer: Consumer, change: JobChange) -> BaseException | None:
         return exc
     return None
 
-
-def fire(change: JobChange) -> list[tuple[str, BaseException]]:
-    """Call every hook in registration order; returns the (name, error) of those that raised, which do not stop the rest."""
-    failures: list[tuple[str, BaseException]] = []
-    for consumer in consumers():
-        error = call(consumer, change)
-        if error is not None:
-            failures.append((consumer.name, error))
-    return failures

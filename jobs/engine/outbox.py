@@ -192,7 +192,7 @@ def _describe(exc: BaseException) -> str:
 
 def _fault_point(change: JobChange) -> None:
     """Tests of the outbox kill a process here, after a change committed and before its hooks ran."""
-    point = getattr(settings, "JOBS_FAULT_POINT", "")
+    point = settings.JOBS_FAULT_POINT
     if point and point == f"before-hooks:{change.event}":
         import os
 

@@ -132,21 +132,6 @@ def _move_orm(
     return Move(previous=current, event_id=event.id, blocked=blocked, held=held, row=row)
 
 
-def transition(
-    job_id: str,
-    *,
-    queue: str,
-    source: str | tuple[str, ...] | frozenset[str],
-    target: str,
-    message: str = "",
-    data: dict[str, Any] | None = None,
-    only_if: dict[str, Any] | None = None,
-    **fields: Any,
-) -> str:
-    """move() for callers that need only the status the job left."""
-    return move(job_id, queue=queue, source=source, target=target, message=message, data=data, only_if=only_if, **fields).previous
-
-
 def transition_many(rows: list[tuple[str, str]], *, source: str, target: str, message: str = "", **fields: Any) -> list[str]:
     """Move many jobs (id, queue) from one status to another in one statement, with their events; returns the ids moved."""
     return [e.job_id for e in transition_many_events(rows, source=source, target=target, message=message, **fields)]

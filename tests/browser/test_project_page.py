@@ -7,7 +7,6 @@ the stages; both get the test's media folder and loopback provider through the e
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import time
 import urllib.request
@@ -18,6 +17,7 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
+from tests.net import free_port
 from launcher import web
 from tests.browser.conftest import PASSWORD
 from tests.conftest import ROOT, _test_db_url
@@ -29,10 +29,6 @@ START_TIMEOUT = 30.0  # seconds for the web server to answer
 STAGE_TIMEOUT = 180_000  # ms for a stage to be seen moving or done (the STT model may load slowly)
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 @pytest.fixture
@@ -45,7 +41,7 @@ def stage_env(media: Path, provider: Provider) -> dict[str, str]:  # noqa: F811 
 @pytest.fixture
 def asgi_server(stage_env: dict[str, str]) -> Iterator[str]:
     """The web server (uvicorn, as `manage.py serve` runs it) serving config.asgi on a free loopback port; its base URL."""
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen(web.command("127.0.0.1", port, access_log=False),
                             cwd=ROOT, env={**os.environ, **stage_env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"

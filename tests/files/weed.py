@@ -7,7 +7,6 @@ A test can stop it and start it again on the same data (a storage outage).
 from __future__ import annotations
 
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -18,14 +17,11 @@ from typing import Any, Iterator
 import pytest
 from django.core.files.storage import default_storage
 
+from tests.net import free_port
 from tests.transcription.s3server import use_s3
 from transcription import s3
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def weed_binary() -> str | None:
@@ -38,7 +34,7 @@ class WeedS3:
 
     def __init__(self, data: Path) -> None:
         self.data = data
-        self.ports = {name: _free_port() for name in ("s3", "master", "volume", "filer", "s3.grpc", "master.grpc", "volume.grpc", "filer.grpc", "metrics")}
+        self.ports = {name: free_port() for name in ("s3", "master", "volume", "filer", "s3.grpc", "master.grpc", "volume.grpc", "filer.grpc", "metrics")}
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property

@@ -78,7 +78,7 @@ def test_transition_on_a_real_row(move: tuple[str, str]) -> None:
     current, target = move
     job = make_job(current)
     if move in ALLOWED:
-        left = states.transition(job.id, queue=job.queue, source=current, target=target, message="by the table")
+        left = states.move(job.id, queue=job.queue, source=current, target=target, message="by the table").previous
         assert left == current
         job.refresh_from_db()
         assert job.status == target
@@ -86,7 +86,7 @@ def test_transition_on_a_real_row(move: tuple[str, str]) -> None:
         assert (event.from_status, event.to_status, event.message, event.queue) == (current, target, "by the table", "default")
     else:
         with pytest.raises(InvalidTransition) as err:
-            states.transition(job.id, queue=job.queue, source=current, target=target)
+            states.move(job.id, queue=job.queue, source=current, target=target).previous
         assert (err.value.current, err.value.target) == (current, target)
         job.refresh_from_db()
         assert job.status == current
@@ -100,7 +100,7 @@ def test_an_allowed_move_from_a_status_the_row_is_not_in_is_refused(move: tuple[
     actual = next(s for s in STATUSES if s not in (current, target))
     job = make_job(actual)
     with pytest.raises(InvalidTransition) as err:
-        states.transition(job.id, queue=job.queue, source=current, target=target)
+        states.move(job.id, queue=job.queue, source=current, target=target).previous
     assert err.value.current == actual  # the error reports what the row really holds
     job.refresh_from_db()
     assert job.status == actual
@@ -111,10 +111,10 @@ def test_an_allowed_move_from_a_status_the_row_is_not_in_is_refused(move: tuple[
 def test_several_sources_record_the_exact_status_left() -> None:
     waiting, delayed, active = make_job(W), make_job(D), make_job(A)
     for job in (waiting, delayed):
-        assert states.transition(job.id, queue="default", source=(W, D), target=X) == job.status
+        assert states.move(job.id, queue="default", source=(W, D), target=X).previous == job.status
         assert JobEvent.objects.get(job_id=job.id).from_status == job.status
     with pytest.raises(InvalidTransition):
-        states.transition(active.id, queue="default", source=(W, D), target=X)
+        states.move(active.id, queue="default", source=(W, D), target=X).previous
     assert Job.objects.get(pk=active.id).status == A
 
 
@@ -122,7 +122,7 @@ def test_several_sources_record_the_exact_status_left() -> None:
 def test_a_forbidden_source_is_refused_before_touching_the_row() -> None:
     job = make_job(C)
     with pytest.raises(InvalidTransition):
-        states.transition(job.id, queue="default", source=(A, C), target=C)  # C -> C is not a move
+        states.move(job.id, queue="default", source=(A, C), target=C).previous  # C -> C is not a move
     assert Job.objects.get(pk=job.id).status == C
 
 
@@ -130,9 +130,9 @@ def test_a_forbidden_source_is_refused_before_touching_the_row() -> None:
 def test_only_if_guards_the_update() -> None:
     job = make_job(A, worker_name="w1")
     with pytest.raises(InvalidTransition):
-        states.transition(job.id, queue="default", source=A, target=C, only_if={"worker_name": "w2"})
+        states.move(job.id, queue="default", source=A, target=C, only_if={"worker_name": "w2"}).previous
     assert Job.objects.get(pk=job.id).status == A
-    states.transition(job.id, queue="default", source=A, target=C, only_if={"worker_name": "w1"}, result={"ok": 1})
+    states.move(job.id, queue="default", source=A, target=C, only_if={"worker_name": "w1"}, result={"ok": 1}).previous
     job.refresh_from_db()
     assert (job.status, job.result) == (C, {"ok": 1})
 
@@ -140,7 +140,7 @@ def test_only_if_guards_the_update() -> None:
 @pytest.mark.django_db
 def test_an_unknown_job_is_an_invalid_transition() -> None:
     with pytest.raises(InvalidTransition) as err:
-        states.transition("nope", queue="default", source=W, target=A)
+        states.move("nope", queue="default", source=W, target=A).previous
     assert err.value.current is None
 
 
@@ -188,7 +188,7 @@ def test_of_two_concurrent_writers_one_wins_and_the_other_gets_invalid_transitio
     def writer_one() -> None:
         try:
             with transaction.atomic():
-                states.transition(job.id, queue="default", **first)
+                states.move(job.id, queue="default", **first).previous
                 holding.set()
                 release.wait(10)  # keep the row locked until the second writer is queued behind us
             outcome["one"] = "won"
@@ -197,7 +197,7 @@ def test_of_two_concurrent_writers_one_wins_and_the_other_gets_invalid_transitio
 
     def writer_two() -> None:
         try:
-            states.transition(job.id, queue="default", **second)
+            states.move(job.id, queue="default", **second).previous
             outcome["two"] = "won"
         except InvalidTransition as exc:
             outcome["two"] = exc
@@ -230,7 +230,7 @@ def test_many_workers_claiming_at_once_exactly_one_wins() -> None:
     def claim(n: int) -> None:
         try:
             barrier.wait(5)
-            states.transition(job.id, queue="default", source=W, target=A, worker_name=f"w{n}")
+            states.move(job.id, queue="default", source=W, target=A, worker_name=f"w{n}").previous
             results.append(n)
         except InvalidTransition:
             results.append(None)

@@ -4,7 +4,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -20,16 +19,13 @@ import pytest
 from django.conf import settings
 from redis import Redis
 
+from tests.net import free_port
 from config.env import ConfigError, read_env
 from launcher import embedded
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def client(url: str) -> Redis:

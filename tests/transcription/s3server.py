@@ -7,7 +7,6 @@ Import the fixtures into a test module: `from tests.transcription.s3server impor
 from __future__ import annotations
 
 import dataclasses
-import socket
 import uuid
 from typing import Any, Iterator
 
@@ -15,6 +14,7 @@ import pytest
 from django.core.files.storage import default_storage
 from moto.server import ThreadedMotoServer
 
+from tests.net import free_port
 from config.env import Env
 from config.settings import ENV, build_storages
 from transcription import s3
@@ -67,8 +67,4 @@ def s3_settings(settings: Any, s3_server: str) -> str:
     return bucket
 
 
-def closed_port() -> int:
-    """A loopback port nothing listens on (bound, then released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+closed_port = free_port
