@@ -18,6 +18,7 @@ from rest_framework.views import APIView
 from files import services, storage
 from files.models import StoredFile
 from jobs import access
+from jobs.api.bodylimit import declared_length
 from jobs.api.errors import errors
 from jobs.api.inputs import body
 from jobs.api.pagination import PAGE_PARAMS, page_of, paginated
@@ -91,11 +92,7 @@ class JobQueuedSerializer(serializers.Serializer):
 
 def _upload_input(request: Request) -> tuple[Any, str | None]:
     """The upload and memo id, after refusing an oversize body from its Content-Length."""
-    try:
-        length: int | None = int(request.META.get("CONTENT_LENGTH") or "")
-    except ValueError:
-        length = None
-    services.refuse_oversize(length)
+    services.refuse_oversize(declared_length(request.META.get("CONTENT_LENGTH")))
     data = body(UploadInputSerializer, request)
     return data["file"], data.get("memoId")
 

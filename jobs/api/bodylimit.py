@@ -35,7 +35,7 @@ class BodyLimit:
             return
         headers = {k.lower(): v for k, v in scope.get("headers", [])}
         limit = limit_for(headers.get(b"content-type", b""))
-        length = _length(headers.get(b"content-length"))
+        length = declared_length(headers.get(b"content-length"))
         if length is None and scope.get("method") in WITH_BODY and b"transfer-encoding" in headers:
             await _answer(send, 411, "a request body needs a Content-Length", {"limit": limit})
             return
@@ -52,7 +52,8 @@ def limit_for(content_type: bytes) -> int:
     return int(settings.DATA_UPLOAD_MAX_MEMORY_SIZE)
 
 
-def _length(raw: bytes | None) -> int | None:
+def declared_length(raw: bytes | str | None) -> int | None:
+    """A Content-Length header's value, or None when it is missing or not a number."""
     if raw is None:
         return None
     try:

@@ -68,24 +68,29 @@ def errors(*codes: int) -> dict[int, OpenApiResponse]:
     return {code: ERRORS[code] for code in (401, *codes)}
 
 
+def json_error(status: int, message: str, extra: dict[str, Any] | None = None) -> JsonResponse:
+    """An error answer outside DRF's handler, in the same `{message, extra}` shape."""
+    return JsonResponse({"message": message, "extra": extra or {}}, status=status)
+
+
 def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """handler404: a path that matches no route answers `{message, extra}` under the API's prefixes, Django's page elsewhere."""
     if request.path.startswith(API_PREFIXES):
-        return JsonResponse({"message": "Not Found", "extra": {"path": request.path}}, status=404)
+        return json_error(404, "Not Found", {"path": request.path})
     return page_not_found(request, exception or Http404())
 
 
 def bad_request_page(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """handler400: what Django refuses before a view (a bad Host header, too many form fields) is `{message, extra}` under the API's prefixes."""
     if request.path.startswith(API_PREFIXES):
-        return JsonResponse({"message": "Bad Request", "extra": {}}, status=400)
+        return json_error(400, "Bad Request")
     return bad_request(request, exception or SuspiciousOperation())
 
 
 def server_error_page(request: HttpRequest) -> HttpResponse:
     """handler500: an unexpected error is `{message, extra}` under the API's prefixes (the traceback goes to the log only)."""
     if request.path.startswith(API_PREFIXES):
-        return JsonResponse({"message": "Server Error", "extra": {}}, status=500)
+        return json_error(500, "Server Error")
     return server_error(request)
 
 

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 from typing import Callable
 
-from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.http import HttpRequest, HttpResponse
+
+from jobs.api.errors import json_error
 
 
 class RefuseNulPaths:
@@ -18,5 +20,5 @@ class RefuseNulPaths:
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         if "\x00" in request.path:
-            return JsonResponse({"message": "Not Found", "extra": {"path": "contains NUL (%00)"}}, status=404)
+            return json_error(404, "Not Found", {"path": "contains NUL (%00)"})
         return self.get_response(request)

@@ -142,10 +142,15 @@ def waits(job_ids: set[str], *, exclude: set[int]) -> tuple[set[str], dict[str, 
         return set(), {}
     ids = list(job_ids)
     blocked = set(JobEvent.objects.filter(job_id__in=ids, delivered=False).exclude(id__in=list(exclude)).values_list("job_id", flat=True))
+    return blocked, _held(ids)
+
+
+def _held(job_ids: Sequence[str]) -> dict[str, set[str]]:
+    """The hooks with an open delivery of each job."""
     held: dict[str, set[str]] = {}
-    for job_id, consumer in HookDelivery.objects.filter(job_id__in=ids, done_at__isnull=True).values_list("job_id", "consumer"):
+    for job_id, consumer in HookDelivery.objects.filter(job_id__in=list(job_ids), done_at__isnull=True).values_list("job_id", "consumer"):
         held.setdefault(job_id, set()).add(consumer)
-    return blocked, held
+    return held
 
 
 def take_pending() -> list[int]:
@@ -211,30 +216,20 @@ def sweep(*, after: float = SWEEP_AFTER, batch: int = SWEEP_BATCH) -> int:
         events = list(JobEvent.objects.select_for_update(skip_locked=skip).filter(delivered=False, at__lt=cutoff).order_by("id")[:batch])
         if not events:
             return 0
-        open_by = _open_deliveries({e.job_id for e in events})
-        now = timezone.now()
+        held = _held(list({e.job_id for e in events}))
         for event in events:
             change = change_of(event)
             for consumer in hooks.consumers():
-                if (event.job_id, consumer.name) in open_by:
-                    # Behind an open delivery of the same job and hook: it waits its turn.
-                    HookDelivery.objects.get_or_create(event_id=event.id, consumer=consumer.name, defaults=dict(job_id=event.job_id, next_at=now))
+                if consumer.name in held.get(event.job_id, ()):
+                    _queue_behind(change, consumer.name)  # behind an open delivery of the same job and hook: it waits its turn
                     continue
                 error = hooks.call(consumer, change)
                 if error is not None:
-                    HookDelivery.objects.get_or_create(
-                        event_id=event.id, consumer=consumer.name,
-                        defaults=dict(job_id=event.job_id, attempts=1, next_at=now + timedelta(seconds=BACKOFF.seconds(1)), last_error=_describe(error)),
-                    )
-                    open_by.add((event.job_id, consumer.name))
+                    _record_failures(change, [(consumer.name, error)])
+                    held.setdefault(event.job_id, set()).add(consumer.name)
         JobEvent.objects.filter(id__in=[e.id for e in events]).update(delivered=True)
     log.warning("hook sweep delivered %d events that their writers had not", len(events))
     return len(events)
-
-
-def _open_deliveries(job_ids: set[str]) -> set[tuple[str, str]]:
-    rows = HookDelivery.objects.filter(job_id__in=list(job_ids), done_at__isnull=True).values_list("job_id", "consumer")
-    return set(rows)
 
 
 def retry_due(*, batch: int = 100) -> int:

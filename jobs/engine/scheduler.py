@@ -100,10 +100,10 @@ def reconcile(*, grace: float = RECONCILE_GRACE, queues: list[str] | None = None
     return report
 
 
-def hand_over_failed() -> int:
+def hand_over_failed(*, redis_up: bool | None = None) -> int:
     """Queues whose jobs could not be handed to Redis: once Redis answers, hand their waiting jobs over now."""
     failed = dict(QueueState.objects.filter(handoff_failed_at__isnull=False).values_list("name", "handoff_failed_at"))
-    if not failed or not broker.ping():
+    if not failed or not (broker.ping() if redis_up is None else redis_up):
         return 0
     pushed = reconcile(grace=0, queues=list(failed)).pushed
     for name, at in failed.items():  # a failure noted meanwhile stays for the next tick
@@ -136,7 +136,7 @@ class Scheduler:
         if redis_up and self.redis_was_up is False:
             reconcile(grace=0)  # Redis is back: what it lost (or never got) goes over now, not at the next reconcile
         self.redis_was_up = redis_up
-        hand_over_failed()
+        hand_over_failed(redis_up=redis_up)  # pinged once per tick
         promote_due()
         recover_stalled()
         outbox.sweep()

@@ -120,14 +120,11 @@ def test_redis_restarted_empty_with_jobs_waiting_loses_nothing(fleet: Callable[.
 def test_jobs_enqueued_through_the_api_while_redis_is_down_run_once_it_is_back(
     fleet: Callable[..., Fleet], own_redis: OwnRedis, alice: Any, settings: Any
 ) -> None:
-    from rest_framework.test import APIClient
-
-    from jobs.api.auth import create_api_key
+    from tests.clients import key_client
 
     settings.REDIS_URL = own_redis.url
     broker.reset_connection()
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {create_api_key(user=alice)[1]}")
+    client = key_client(alice)
     own_redis.stop()
     answers = [client.post("/api/jobs", {"type": "echo", "payload": {"i": i}}, format="json") for i in range(40)]
     assert [a.status_code for a in answers] == [201] * 40  # accepted: the rows are the truth

@@ -7,6 +7,7 @@ import pytest
 from django.utils import timezone
 from rest_framework.test import APIClient
 
+from tests.clients import bearer, key_client
 from jobs import services
 from jobs.api.auth import create_api_key
 from jobs.engine import broker, lifecycle
@@ -57,16 +58,6 @@ ALL_ENDPOINTS = JOB_ENDPOINTS + STAFF_ENDPOINTS + USER_ENDPOINTS
 
 def _id(endpoint: tuple[str, str, Any]) -> str:
     return f"{endpoint[0].upper()} {endpoint[1]}"
-
-
-def bearer(raw: str) -> APIClient:
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
-
-
-def key_client(user: Any) -> APIClient:
-    return bearer(create_api_key(user=user)[1])
 
 
 def session_client(user: Any) -> APIClient:
