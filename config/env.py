@@ -135,12 +135,25 @@ def _device(env: Mapping[str, str]) -> str:
     return device
 
 
-def _provider_url(env: Mapping[str, str]) -> str:
-    """PIPELINES_PROVIDER_URL: the http(s) endpoint that machine translation and lip-sync POST to."""
-    url = env.get("PIPELINES_PROVIDER_URL", "").strip()
+def _provider_url(env: Mapping[str, str], name: str = "PIPELINES_PROVIDER_URL") -> str:
+    """PIPELINES_PROVIDER_URL (machine translation and lip-sync) or AI_PROVIDER_URL (translate jobs): an http(s) endpoint."""
+    url = env.get(name, "").strip()
     if url and not re.fullmatch(r"https?://[^/\s?#]+(/[^\s#]*)?", url):
-        raise ConfigError(f"PIPELINES_PROVIDER_URL must be an http(s):// URL, got {url!r}")
+        raise ConfigError(f"{name} must be an http(s):// URL, got {url!r}")
     return url
+
+
+def _networks(env: Mapping[str, str], name: str) -> list[str]:
+    """Comma-separated IP networks (e.g. 127.0.0.0/8)."""
+    import ipaddress
+
+    nets = _list(env, name, [])
+    for net in nets:
+        try:
+            ipaddress.ip_network(net, strict=False)
+        except ValueError:
+            raise ConfigError(f"{name} must list IP networks such as 10.0.0.0/8, got {net!r}") from None
+    return nets
 
 
 @dataclass(frozen=True)
@@ -174,6 +187,14 @@ class Env:
     transcription_device: str = "cpu"
     pipelines_provider_url: str = ""
     pipelines_provider_timeout: float = 60.0
+    ai_provider_url: str = ""
+    ai_provider_timeout: float = 60.0
+    ai_max_text_chars: int = 100_000
+    ai_rate_limit_per_minute: int = 60
+    ai_monthly_token_quota: int = 0
+    webhooks_allow_http: bool = False
+    webhooks_allowed_networks: list[str] = field(default_factory=list)
+    webhooks_timeout: float = 10.0
     admin_username: str = ""
     admin_password: str = field(default="", repr=False)
     port: int = 8000
@@ -192,11 +213,16 @@ def _port(env: Mapping[str, str], name: str, default: int) -> int:
 
 
 def _processes(env: Mapping[str, str], name: str, default: int) -> int:
+    return _whole(env, name, default, low=1, high=64)
+
+
+def _whole(env: Mapping[str, str], name: str, default: int, *, low: int = 0, high: int = 10**15) -> int:
+    """A whole number from `low` to `high`; `default` when unset."""
     raw = (env.get(name) or "").strip()
     if not raw:
         return default
-    if not raw.isdigit() or not 0 < int(raw) <= 64:
-        raise ConfigError(f"{name} must be a whole number from 1 to 64, got {raw!r}")
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ConfigError(f"{name} must be a whole number from {low} to {high}, got {raw!r}")
     return int(raw)
 
 
@@ -247,6 +273,14 @@ def read_env(env: Mapping[str, str] | None = None) -> Env:
         transcription_device=_device(env),
         pipelines_provider_url=_provider_url(env),
         pipelines_provider_timeout=_positive(env, "PIPELINES_PROVIDER_TIMEOUT", 60.0),
+        ai_provider_url=_provider_url(env, "AI_PROVIDER_URL"),
+        ai_provider_timeout=_positive(env, "AI_PROVIDER_TIMEOUT", 60.0),
+        ai_max_text_chars=_whole(env, "AI_MAX_TEXT_CHARS", 100_000, low=1),
+        ai_rate_limit_per_minute=_whole(env, "AI_RATE_LIMIT_PER_MINUTE", 60, low=1),
+        ai_monthly_token_quota=_whole(env, "AI_MONTHLY_TOKEN_QUOTA", 0),
+        webhooks_allow_http=_bool(env, "WEBHOOKS_ALLOW_HTTP", False),
+        webhooks_allowed_networks=_networks(env, "WEBHOOKS_ALLOWED_NETWORKS"),
+        webhooks_timeout=_positive(env, "WEBHOOKS_TIMEOUT", 10.0),
         admin_username=env.get("ADMIN_USERNAME", "").strip(),
         admin_password=env.get("ADMIN_PASSWORD", ""),
         port=_port(env, "PORT", 8000),

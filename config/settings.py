@@ -37,6 +37,8 @@ INSTALLED_APPS = [
     "events",
     "pipelines",
     "files",
+    "webhooks",
+    "ai",
     "launcher",
 ]
 
@@ -154,6 +156,19 @@ TRANSCRIPTION_DEVICE = ENV.transcription_device
 PIPELINES_PROVIDER_URL = ENV.pipelines_provider_url
 PIPELINES_PROVIDER_TIMEOUT = ENV.pipelines_provider_timeout
 
+# Seed 4's AI jobs (ai app): text size, the translation provider, per-key limits, and cost in cents
+# per 1,000 tokens (input and output, Whisper tiny.en's tokenizer), rounded up per job.
+AI_MAX_TEXT_CHARS = ENV.ai_max_text_chars
+AI_PROVIDER_URL = ENV.ai_provider_url
+AI_PROVIDER_TIMEOUT = ENV.ai_provider_timeout
+AI_RATE_LIMIT_PER_MINUTE = ENV.ai_rate_limit_per_minute
+AI_MONTHLY_TOKEN_QUOTA = ENV.ai_monthly_token_quota
+AI_COST_CENTS_PER_1K_TOKENS = {"SUMMARIZE": 0.2, "CLASSIFY": 0.1, "SENTIMENT": 0.05, "TRANSLATE": 0.3, "EXTRACT": 0.1}
+# Webhooks (webhooks app): where deliveries may go (https and public addresses unless these say) and how long one waits.
+WEBHOOKS_ALLOW_HTTP = ENV.webhooks_allow_http
+WEBHOOKS_ALLOWED_NETWORKS = ENV.webhooks_allowed_networks
+WEBHOOKS_TIMEOUT = ENV.webhooks_timeout
+
 REDIS_URL = ENV.redis_url
 
 
@@ -236,6 +251,24 @@ for _name in ("file-upload", "file-process", "file-delete"):
         "concurrency": 5,
         "group": "files",
     }
+# Seed 4: ai-jobs 3 attempts backing off 2 s, 4 s; keep completed an hour, failed 7 days; 5 at once.
+# The webhooks queue: 5 attempts (2 s, 4 s, 8 s, 16 s), then the dead letters.
+JOBS_QUEUES["ai-jobs"] = {
+    "attempts": 3,
+    "backoff": {"delay": 2.0, "factor": 2.0},
+    "timeout": 300,
+    "retention": {"completed": {"age": 3600}, "failed": {"age": 7 * 24 * 3600}},
+    "concurrency": 5,
+    "group": "ai",
+}
+JOBS_QUEUES["webhooks"] = {
+    "attempts": 5,
+    "backoff": {"delay": 2.0, "factor": 2.0},
+    "timeout": 60,
+    "retention": {"completed": {"age": 24 * 3600}, "failed": {"age": 7 * 24 * 3600}},
+    "concurrency": 5,
+    "group": "ai",
+}
 for _name, _override in ENV.queues_override.items():
     JOBS_QUEUES[_name] = {**JOBS_QUEUES.get(_name, {}), **_override}
 
@@ -251,7 +284,7 @@ JOBS_SHUTDOWN_GRACE = ENV.shutdown_grace
 # Jobs the scheduler enqueues once per period (jobs.engine.periodic): the files sweep removes
 # objects under files/ that no row names, hourly.
 JOBS_PERIODIC = {"files-sweep": {"type": "file-sweep", "every": 3600, "payload": {"remove": True}}}
-JOBS_TASK_MODULES = ["jobs.samples", "transcription.tasks", "pipelines.tasks", "files.tasks"]
+JOBS_TASK_MODULES = ["jobs.samples", "transcription.tasks", "pipelines.tasks", "files.tasks", "webhooks.tasks", "ai.tasks"]
 METRICS_TOKEN = ENV.metrics_token
 # Fault injection for the outbox's tests (tests/faults): a process exits where this names. Never set in production.
 JOBS_FAULT_POINT = ENV.fault_point

@@ -8,6 +8,9 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("", include("transcription.urls")),
     path("", include("files.urls")),
+    path("", include("webhooks.urls")),
+    # Before jobs.api.urls: seed 4's /v1/jobs are the AI app's.
+    path("", include("ai.urls")),
     # Before jobs.api.urls: /api/jobs/project/<id> must not reach the engine's /api/jobs/<id>/... paths.
     path("", include("pipelines.urls")),
     path("", include("jobs.api.urls")),

@@ -26,10 +26,12 @@ class JobsError(Exception):
 
     status_code = 400
 
-    def __init__(self, message: str, *, extra: dict[str, Any] | None = None) -> None:
+    def __init__(self, message: str, *, extra: dict[str, Any] | None = None, headers: dict[str, str] | None = None) -> None:
         super().__init__(message)
         self.message = message
         self.extra = extra or {}
+        #: Response headers that go with the error (Retry-After on a 429, say).
+        self.headers = headers or {}
 
 
 class InvalidInput(JobsError):
@@ -72,10 +74,12 @@ class InvalidTransition(JobsError):
 class JobError(Exception):
     """Raised by a task to say how it failed: an error kind and whether a retry can help."""
 
-    def __init__(self, message: str, *, kind: ErrorKind | str = ErrorKind.TRANSIENT, retryable: bool | None = None) -> None:
+    def __init__(self, message: str, *, kind: ErrorKind | str = ErrorKind.TRANSIENT, retryable: bool | None = None, retry_after: float | None = None) -> None:
         super().__init__(message)
         self.kind = ErrorKind(kind)
         self.retryable = self.kind in RETRYABLE_KINDS if retryable is None else retryable
+        #: The least wait before the next attempt (a server's Retry-After), if longer than the queue's backoff.
+        self.retry_after = retry_after
 
 
 class PermanentError(JobError):

@@ -176,13 +176,17 @@ def camel(name: str) -> str:
     return first + "".join(part[:1].upper() + part[1:] for part in rest)
 
 
+def with_camel_keys(queues: dict[str, Any]) -> dict[str, Any]:
+    """Queue stats keyed by name and, for a name with dashes, also by its camelCase form (seed 3's `fileUpload`, seed 4's `aiJobs`)."""
+    return {**queues, **{camel(name): stats for name, stats in queues.items() if camel(name) != name}}
+
+
 def health() -> dict[str, Any]:
     """Redis and database reachability, live workers and per-queue stats; `status` is ok or degraded."""
     redis_ok = broker.ping()
     db_ok = _database_ok()
     workers = alive_workers() if db_ok else []
-    queues = queue_stats_all() if db_ok else {}
-    queues.update({camel(name): stats for name, stats in list(queues.items()) if camel(name) != name})
+    queues = with_camel_keys(queue_stats_all()) if db_ok else {}
     return {
         "status": "ok" if redis_ok and db_ok else "degraded",
         "redis": "connected" if redis_ok else "disconnected",

@@ -17,18 +17,22 @@ class ProviderMissing(PermanentError):
 
 
 def call(task: str, body: dict[str, Any]) -> dict[str, Any]:
-    """POST `{"task": task, **body}` and return the JSON object answered.
+    """POST `{"task": task, **body}` to settings.PIPELINES_PROVIDER_URL and return the JSON object answered."""
+    return post(settings.PIPELINES_PROVIDER_URL, {"task": task, **body}, timeout=settings.PIPELINES_PROVIDER_TIMEOUT, task=task, setting="PIPELINES_PROVIDER_URL")
 
-    No provider: ProviderMissing. Timeouts, connection errors and 5xx: TRANSIENT (retried).
-    4xx and answers that are not a JSON object: permanent.
+
+def post(url: str, body: dict[str, Any], *, timeout: float, task: str, setting: str) -> dict[str, Any]:
+    """POST `body` as JSON to a provider at `url` (the setting named `setting`) and return the JSON object answered.
+
+    No provider: ProviderMissing. Timeouts, connection errors, 429 and 5xx: retried (TRANSIENT or
+    TIMEOUT). Other 4xx and answers that are not a JSON object: permanent.
     """
-    url = settings.PIPELINES_PROVIDER_URL
     if not url:
-        raise ProviderMissing(f"no provider configured for {task}: set PIPELINES_PROVIDER_URL to an http(s) endpoint")
-    data = json.dumps({"task": task, **body}).encode("utf-8")
+        raise ProviderMissing(f"no provider configured for {task}: set {setting} to an http(s) endpoint")
+    data = json.dumps(body).encode("utf-8")
     request = urllib.request.Request(url, data=data, method="POST", headers={"Content-Type": "application/json", "Accept": "application/json"})
     try:
-        with urllib.request.urlopen(request, timeout=settings.PIPELINES_PROVIDER_TIMEOUT) as response:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
             raw = response.read(50 * 1024 * 1024)
     except urllib.error.HTTPError as exc:
         if exc.code >= 500 or exc.code == 429:

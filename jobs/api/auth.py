@@ -40,6 +40,13 @@ def revoke_api_keys(key_ids: Iterable[int], *, actor: Viewer | None = None, sour
 
 
 def user_for_key(raw: str) -> Any:
+    """The active account behind an active key, or None."""
+    key = key_for(raw)
+    return None if key is None else key.user
+
+
+def key_for(raw: str) -> ApiKey | None:
+    """The active key `raw` with its active account (select_related), or None; marks it used."""
     try:
         key = ApiKey.objects.select_related("user").get(key_hash=hash_key(raw), revoked_at__isnull=True)
     except ApiKey.DoesNotExist:
@@ -50,7 +57,7 @@ def user_for_key(raw: str) -> Any:
     if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
         # Not on every request: a client polling a job would write this row many times a second.
         ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
-    return key.user
+    return key
 
 
 class ApiKeyAuthentication(authentication.BaseAuthentication):
@@ -58,16 +65,17 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
 
     keyword = "Bearer"
 
-    def authenticate(self, request: Any) -> tuple[Any, None] | None:
+    def authenticate(self, request: Any) -> tuple[Any, ApiKey] | None:
+        """(the key's account, the key): views that meter per key read `request.auth`."""
         header = authentication.get_authorization_header(request).split()
         if not header or header[0].lower() != self.keyword.lower().encode():
             return None
         if len(header) != 2:
             raise exceptions.AuthenticationFailed("Authorization header must be 'Bearer <api key>'")
-        user = user_for_key(header[1].decode(errors="replace"))
-        if user is None:
+        key = key_for(header[1].decode(errors="replace"))
+        if key is None:
             raise exceptions.AuthenticationFailed("invalid or revoked API key")
-        return user, None
+        return key.user, key
 
     def authenticate_header(self, request: Any) -> str:
         return self.keyword

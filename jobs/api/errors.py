@@ -37,7 +37,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     """The one place errors become responses: `{"message": ..., "extra": {...}}` for domain and DRF errors."""
     if isinstance(exc, JobsError):
         set_rollback()
-        return Response({"message": exc.message, "extra": exc.extra}, status=exc.status_code)
+        return Response({"message": exc.message, "extra": exc.extra}, status=exc.status_code, headers=exc.headers or None)
     if isinstance(exc, RequestDataTooBig):
         return Response({"message": "request body too large", "extra": {"limit": settings.DATA_UPLOAD_MAX_MEMORY_SIZE}}, status=413)
     if isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):

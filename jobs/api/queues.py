@@ -162,7 +162,11 @@ AdminQueueMetricsApi = alias(
     QueueStatsDetailApi, "/api/queue/stats/{queue}", "get", name="AdminQueueMetricsApi", bases=(QueueNameFromQueryOrDefault,), attrs=_STAFF,
     parameters=QUEUE_QUERY_OPTIONAL, responses={200: QueueStatsOutputSerializer, **errors(400, 403, 404)},
 )
-AdminQueueMetricsAllApi = alias(QueueStatsListApi, "/api/queue/stats", "get", name="AdminQueueMetricsAllApi", attrs=_STAFF, responses={200: QUEUE_STATS_MAP, **errors(403)})
+AdminQueueMetricsAllApi = alias(
+    QueueStatsListApi, "/api/queue/stats", "get", name="AdminQueueMetricsAllApi",
+    attrs={**_STAFF, "get": lambda self, request: Response(selectors.with_camel_keys(selectors.queue_stats_all()))},
+    responses={200: OpenApiResponse(QUEUE_STATS_MAP.response, description="Every queue by name; a name with dashes also under its camelCase form (seed 4 reads `aiJobs`)."), **errors(403)},
+)
 AdminQueuePauseApi = alias(
     QueuePauseApi, "/api/queue/{queue}/pause", "post", name="AdminQueuePauseApi", bases=(QueueNameFromQuery,), parameters=QUEUE_QUERY,
     responses={200: QueueStateOutputSerializer, **errors(400, 403, 404)},

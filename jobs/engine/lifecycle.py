@@ -122,7 +122,10 @@ def fail(job: Claimed, *, worker: str | None, exc: BaseException, kind: ErrorKin
     kind = kind or k
     retryable = r if retryable is None else retryable
     queue = conf.get_queue(job.queue)
-    decision = retry.decide(attempts_made=job.attempt, max_attempts=job.max_attempts, kind=kind, retryable=retryable, backoff=queue.backoff)
+    decision = retry.decide(
+        attempts_made=job.attempt, max_attempts=job.max_attempts, kind=kind, retryable=retryable, backoff=queue.backoff,
+        at_least=exc.retry_after if isinstance(exc, JobError) else None,
+    )
     trace = trace if trace is not None else "".join(tb.format_exception(exc))
     only_if = {"worker_name": worker} if worker is not None else None
     common: dict[str, Any] = dict(error_kind=kind.value, error_class=cls_path, failed_reason=message, traceback=trace[-20000:])

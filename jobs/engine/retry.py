@@ -27,10 +27,13 @@ class Decision:
     reason: str = ""
 
 
-def decide(*, attempts_made: int, max_attempts: int, kind: ErrorKind, retryable: bool, backoff: Backoff) -> Decision:
-    """What to do after attempt number `attempts_made` (1-based) failed."""
+def decide(*, attempts_made: int, max_attempts: int, kind: ErrorKind, retryable: bool, backoff: Backoff, at_least: float | None = None) -> Decision:
+    """What to do after attempt number `attempts_made` (1-based) failed; `at_least` (a Retry-After) lengthens the wait up to the cap."""
     if not retryable:
         return Decision(retry=False, reason=f"{kind.value} errors are not retried")
     if attempts_made >= max_attempts:
         return Decision(retry=False, reason=f"attempts exhausted ({attempts_made}/{max_attempts})")
-    return Decision(retry=True, delay=backoff.seconds(attempts_made))
+    delay = backoff.seconds(attempts_made)
+    if at_least is not None and at_least > delay:
+        delay = min(at_least, backoff.max_delay)
+    return Decision(retry=True, delay=delay)

@@ -1,0 +1,185 @@
+"""Seed 4's `/v1`: AI jobs and usage, for programs with an API key; every answer carries X-RateLimit-*."""
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta, timezone as dt_timezone
+from typing import Any
+
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ai import metering, services
+from ai.exceptions import AiInputError
+from ai.models import AiJob
+from jobs import access
+from jobs.api.auth import ApiKeyAuthentication
+from jobs.api.errors import ERRORS, errors
+from jobs.api.inputs import body, query
+from jobs.api.pagination import PAGE_PARAMS, page_of, paginated
+from jobs.api.serializers import ErrorOutputSerializer, IdempotencyKeyField, PriorityField, TextField
+from jobs.models import ApiKey
+from ai.processors import classify, summarize
+
+LIMITED = {
+    429: OpenApiResponse(ErrorOutputSerializer, description="Over the key's requests per minute; Retry-After says when to try again."),
+}
+
+
+class AiJobInputSerializer(serializers.Serializer):
+    text = TextField(trim_whitespace=False, help_text="The text to process (AI_MAX_TEXT_CHARS at most).")
+    priority = PriorityField(required=False, allow_null=True, default=None, help_text="An integer 0-100 (higher first) or LOW, NORMAL, HIGH, CRITICAL.")
+    idempotencyKey = IdempotencyKeyField(required=False, allow_null=True, max_length=AiJob._meta.get_field("idempotency_key").max_length, help_text="The same key again returns the first job (200).")
+    webhookUrl = TextField(required=False, allow_blank=True, max_length=2000, help_text="https URL told when the job ends (signed, Standard Webhooks).")
+
+
+class SummarizeInputSerializer(AiJobInputSerializer):
+    maxSentences = serializers.IntegerField(required=False, min_value=1, max_value=summarize.MAX_SENTENCES, help_text="Sentences in the summary.")
+
+
+class ClassifyInputSerializer(AiJobInputSerializer):
+    labels = serializers.ListField(
+        child=TextField(max_length=classify.MAX_LABEL_LENGTH), required=False, allow_empty=False, max_length=classify.MAX_LABELS,
+        help_text=f"Labels to choose from (default: {', '.join(classify.DEFAULT_LABELS)}).",
+    )
+
+
+class TranslateInputSerializer(AiJobInputSerializer):
+    targetLanguage = TextField(max_length=20, help_text="Language to translate into, e.g. de.")
+    sourceLanguage = TextField(required=False, max_length=20, help_text="The text's language (default: the provider detects it).")
+
+
+INPUTS: dict[str, type[AiJobInputSerializer]] = {
+    "summarize": SummarizeInputSerializer, "classify": ClassifyInputSerializer, "translate": TranslateInputSerializer,
+    "sentiment": AiJobInputSerializer, "extract": AiJobInputSerializer,
+}
+
+
+class AiJobOutputSerializer(serializers.Serializer):
+    """Seed 4's job: {id, status, type, input, output, tokenUsed, costCents, createdAt, completedAt}."""
+
+    id = serializers.CharField()
+    status = serializers.ChoiceField(choices=AiJob.Status.choices)
+    type = serializers.ChoiceField(choices=AiJob.Type.choices)
+    input = serializers.DictField()
+    output = serializers.DictField(allow_null=True)
+    tokenUsed = serializers.IntegerField(help_text="Input and output tokens (Whisper tiny.en's tokenizer).")
+    tokensIn = serializers.IntegerField()
+    tokensOut = serializers.IntegerField()
+    costCents = serializers.IntegerField()
+    error = serializers.CharField(allow_null=True)
+    createdAt = serializers.DateTimeField()
+    startedAt = serializers.DateTimeField(allow_null=True)
+    completedAt = serializers.DateTimeField(allow_null=True)
+
+    def to_representation(self, instance: Any) -> Any:
+        return services.public(instance)
+
+
+class UsageQuerySerializer(serializers.Serializer):
+    # `from` is a Python keyword: declared below.
+    to = serializers.DateField(required=False, help_text="Last day (UTC), default today.")
+
+
+UsageQuerySerializer._declared_fields["from"] = serializers.DateField(required=False, help_text="First day (UTC), default 30 days before `to`.")
+
+
+class UsageOutputSerializer(serializers.Serializer):
+    jobs = serializers.IntegerField()
+    tokens = serializers.IntegerField()
+    costCents = serializers.IntegerField()
+    byType = serializers.DictField()
+    byDay = serializers.ListField(child=serializers.DictField())
+    monthTokens = serializers.IntegerField()
+    monthlyQuota = serializers.IntegerField(allow_null=True)
+
+
+UsageOutputSerializer._declared_fields["from"] = serializers.DateField()
+UsageOutputSerializer._declared_fields["to"] = serializers.DateField()
+
+
+def api_key(request: Request) -> ApiKey:
+    """The key a KeyedApi request came with (its authentication accepts nothing else)."""
+    assert isinstance(request.auth, ApiKey)
+    return request.auth
+
+
+class KeyedApi(APIView):
+    """An API-key endpoint: counted against the key's requests per minute, answered with X-RateLimit-* headers."""
+
+    authentication_classes = [ApiKeyAuthentication]
+    window: metering.Window | None = None
+
+    def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
+        super().initial(request, *args, **kwargs)
+        self.window = metering.hit(api_key(request))
+
+    def finalize_response(self, request: Request, response: Any, *args: Any, **kwargs: Any) -> Any:
+        response = super().finalize_response(request, response, *args, **kwargs)
+        if self.window is not None:
+            for name, value in self.window.headers().items():
+                response[name] = value
+        return response
+
+
+def _create_view(kind: str) -> type[KeyedApi]:
+    serializer = INPUTS[kind]
+
+    @extend_schema(
+        tags=["ai"], summary=f"Queue a {kind} job", operation_id=f"ai_jobs_{kind}", request=serializer,
+        responses={
+            201: OpenApiResponse(AiJobOutputSerializer, description="The new job, QUEUED."),
+            200: OpenApiResponse(AiJobOutputSerializer, description="The job first created with this idempotency key."),
+            402: OpenApiResponse(ErrorOutputSerializer, description="The key's monthly token quota is used up."),
+            **errors(400, 413), **LIMITED,
+        },
+    )
+    def post(self: KeyedApi, request: Request) -> Response:
+        data = body(serializer, request)
+        row, created = services.create(owner=access.signed_in(request.user), api_key=api_key(request), kind=kind, data=data)
+        return Response(services.public(row), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+
+    return type(f"AiJob{kind.title()}Api", (KeyedApi,), {"post": post, "__doc__": f"Queue a {kind} job on ai-jobs (seed 4).", "__module__": __name__})
+
+
+CREATE_VIEWS = {kind: _create_view(kind) for kind in services.KINDS}
+
+
+class AiJobListApi(KeyedApi):
+    """The caller's AI jobs, newest first."""
+
+    @extend_schema(tags=["ai"], summary="List AI jobs", operation_id="ai_jobs_list", parameters=PAGE_PARAMS, responses={200: page_of(AiJobOutputSerializer), **errors(400), **LIMITED})
+    def get(self, request: Request) -> Response:
+        return paginated(request, self, services.jobs_of(user=request.user), AiJobOutputSerializer)
+
+
+class AiJobDetailApi(KeyedApi):
+    """One AI job of the caller's; 404 for anyone else's."""
+
+    @extend_schema(tags=["ai"], summary="Get an AI job", operation_id="ai_jobs_retrieve", responses={200: AiJobOutputSerializer, **errors(404), **LIMITED})
+    def get(self, request: Request, job_id: str) -> Response:
+        return Response(services.public(services.get(job_id, user=request.user)))
+
+    @extend_schema(exclude=True)
+    def post(self, request: Request, job_id: str) -> Response:
+        """A POST to /v1/jobs/<anything but a kind>: 400 naming the kinds."""
+        services.create(owner=access.signed_in(request.user), api_key=api_key(request), kind=job_id, data={})
+        raise AssertionError("unreachable: create refuses an unknown kind")
+
+
+class UsageApi(KeyedApi):
+    """The calling key's usage between two days (UTC, both included), from the daily rollups."""
+
+    @extend_schema(tags=["ai"], summary="The key's usage", operation_id="ai_usage", parameters=[UsageQuerySerializer], responses={200: UsageOutputSerializer, **errors(400), **LIMITED})
+    def get(self, request: Request) -> Response:
+        params = query(UsageQuerySerializer, request)
+        end = params.get("to") or datetime.now(dt_timezone.utc).date()
+        start = params.get("from") or end - timedelta(days=30)
+        if start > end:
+            raise AiInputError("`from` is after `to`", extra={"from": ["must not be after `to`"]})
+        at = lambda d: datetime.combine(d, time.min, tzinfo=dt_timezone.utc)  # noqa: E731
+        return Response(services.usage(api_key=api_key(request), start=at(start), end=at(end)))
+
+
+__all__ = ["AiJobDetailApi", "AiJobListApi", "CREATE_VIEWS", "ERRORS", "UsageApi"]
