@@ -5,13 +5,15 @@ from datetime import datetime, time, timedelta, timezone as dt_timezone
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from django.core.validators import RegexValidator
 from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication
+from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ai import metering, services
-from ai.exceptions import AiInputError
 from ai.models import AiJob
 from jobs import access
 from jobs.api.auth import ApiKeyAuthentication
@@ -27,8 +29,12 @@ LIMITED = {
 }
 
 
+#: A string with something in it besides whitespace (the schema says so, as a pattern).
+NOT_BLANK = RegexValidator(r"\S", "must contain a character other than whitespace")
+
+
 class AiJobInputSerializer(serializers.Serializer):
-    text = TextField(trim_whitespace=False, help_text="The text to process (AI_MAX_TEXT_CHARS at most).")
+    text = TextField(trim_whitespace=False, validators=[NOT_BLANK], help_text="The text to process (AI_MAX_TEXT_CHARS at most).")
     priority = PriorityField(required=False, allow_null=True, default=None, help_text="An integer 0-100 (higher first) or LOW, NORMAL, HIGH, CRITICAL.")
     idempotencyKey = IdempotencyKeyField(required=False, allow_null=True, max_length=AiJob._meta.get_field("idempotency_key").max_length, help_text="The same key again returns the first job (200).")
     webhookUrl = TextField(required=False, allow_blank=True, max_length=2000, help_text="https URL told when the job ends (signed, Standard Webhooks).")
@@ -40,7 +46,8 @@ class SummarizeInputSerializer(AiJobInputSerializer):
 
 class ClassifyInputSerializer(AiJobInputSerializer):
     labels = serializers.ListField(
-        child=TextField(max_length=classify.MAX_LABEL_LENGTH), required=False, allow_empty=False, max_length=classify.MAX_LABELS,
+        child=TextField(max_length=classify.MAX_LABEL_LENGTH, trim_whitespace=False, validators=[NOT_BLANK]),
+        required=False, allow_empty=False, min_length=1, max_length=classify.MAX_LABELS,
         help_text=f"Labels to choose from (default: {', '.join(classify.DEFAULT_LABELS)}).",
     )
 
@@ -77,12 +84,19 @@ class AiJobOutputSerializer(serializers.Serializer):
         return services.public(instance)
 
 
+class QueryDateField(serializers.DateField):
+    """A date query parameter: `?to=` is refused as not a date (DRF would read it as left out)."""
+
+    def get_value(self, dictionary: Any) -> Any:
+        return dictionary.get(self.field_name, serializers.empty)
+
+
 class UsageQuerySerializer(serializers.Serializer):
     # `from` is a Python keyword: declared below.
-    to = serializers.DateField(required=False, help_text="Last day (UTC), default today.")
+    to = QueryDateField(required=False, help_text="Last day (UTC), default today.")
 
 
-UsageQuerySerializer._declared_fields["from"] = serializers.DateField(required=False, help_text="First day (UTC), default 30 days before `to`.")
+UsageQuerySerializer._declared_fields["from"] = QueryDateField(required=False, help_text="First day (UTC), default 30 days before `to`.")
 
 
 class UsageOutputSerializer(serializers.Serializer):
@@ -105,10 +119,20 @@ def api_key(request: Request) -> ApiKey:
     return request.auth
 
 
+class HasApiKey(BasePermission):
+    """Seed 4's /v1 is for programs: a signed-in browser session is not enough (403), an API key is."""
+
+    message = "/v1 takes an API key: send 'Authorization: Bearer <key>'"
+
+    def has_permission(self, request: Request, view: Any) -> bool:
+        return isinstance(request.auth, ApiKey)
+
+
 class KeyedApi(APIView):
     """An API-key endpoint: counted against the key's requests per minute, answered with X-RateLimit-* headers."""
 
-    authentication_classes = [ApiKeyAuthentication]
+    authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
+    permission_classes = [IsAuthenticated, HasApiKey]
     window: metering.Window | None = None
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
@@ -161,7 +185,11 @@ class AiJobDetailApi(KeyedApi):
     def get(self, request: Request, job_id: str) -> Response:
         return Response(services.public(services.get(job_id, user=request.user)))
 
-    @extend_schema(exclude=True)
+    @extend_schema(
+        tags=["ai"], summary="Any other job type: refused", operation_id="ai_jobs_unknown_type", request=None,
+        description="`/v1/jobs/<type>` for a type that is not one of summarize, classify, sentiment, translate, extract: 400 naming them.",
+        responses={**errors(400), **LIMITED},
+    )
     def post(self, request: Request, job_id: str) -> Response:
         """A POST to /v1/jobs/<anything but a kind>: 400 naming the kinds."""
         services.create(owner=access.signed_in(request.user), api_key=api_key(request), kind=job_id, data={})
@@ -169,15 +197,13 @@ class AiJobDetailApi(KeyedApi):
 
 
 class UsageApi(KeyedApi):
-    """The calling key's usage between two days (UTC, both included), from the daily rollups."""
+    """The calling key's usage between two days (UTC, both included; `from` after `to` is an empty period), from the daily rollups."""
 
     @extend_schema(tags=["ai"], summary="The key's usage", operation_id="ai_usage", parameters=[UsageQuerySerializer], responses={200: UsageOutputSerializer, **errors(400), **LIMITED})
     def get(self, request: Request) -> Response:
         params = query(UsageQuerySerializer, request)
         end = params.get("to") or datetime.now(dt_timezone.utc).date()
         start = params.get("from") or end - timedelta(days=30)
-        if start > end:
-            raise AiInputError("`from` is after `to`", extra={"from": ["must not be after `to`"]})
         at = lambda d: datetime.combine(d, time.min, tzinfo=dt_timezone.utc)  # noqa: E731
         return Response(services.usage(api_key=api_key(request), start=at(start), end=at(end)))
 

@@ -61,7 +61,9 @@ def create(*, owner: User, api_key: ApiKey | None, kind: str, data: dict[str, An
     """
     if kind not in KINDS:
         raise AiInputError(f"unknown job type {kind!r}", extra={"type": [f"one of {', '.join(KINDS)}"]})
-    key = data.get("idempotencyKey") or None
+    key = data.get("idempotencyKey")
+    if key == "":
+        raise AiInputError("idempotencyKey is empty", extra={"idempotencyKey": ["1 to 150 characters, or leave it out"]})
     if key is not None:
         found = AiJob.objects.filter(owner=owner, idempotency_key=key).first()
         if found is not None:
@@ -97,8 +99,11 @@ def _input(kind: str, data: dict[str, Any]) -> dict[str, Any]:
     if kind == "summarize":
         job_input["maxSentences"] = data.get("maxSentences") or SUMMARY_SENTENCES
     elif kind == "classify" and data.get("labels") is not None:
+        labels = data["labels"]
+        if isinstance(labels, list) and all(isinstance(x, str) for x in labels):
+            labels = _distinct(labels)
         try:
-            job_input["labels"] = classify.check_labels(data["labels"])
+            job_input["labels"] = classify.check_labels(labels)
         except processors.ProcessorInputError as exc:
             raise AiInputError(str(exc), extra={"labels": [str(exc)]}) from None
     elif kind == "translate":
@@ -109,6 +114,12 @@ def _input(kind: str, data: dict[str, Any]) -> dict[str, Any]:
         if data.get("sourceLanguage"):
             job_input["sourceLanguage"] = str(data["sourceLanguage"]).strip()
     return job_input
+
+
+def _distinct(labels: list[str]) -> list[str]:
+    """The labels in order, each once (compared without case and surrounding spaces)."""
+    seen: set[str] = set()
+    return [x for x in labels if not (x.strip().casefold() in seen or seen.add(x.strip().casefold()))]  # type: ignore[func-returns-value]
 
 
 # -- reading ------------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from webhooks.models import Delivery, Endpoint
 class EndpointInputSerializer(serializers.Serializer):
     url = TextField(max_length=2000, help_text="https URL that receives the events (no private, loopback or link-local address).")
     events = serializers.ListField(
-        child=serializers.ChoiceField(choices=services.EVENTS), required=False, allow_empty=False, max_length=len(services.EVENTS),
+        child=serializers.ChoiceField(choices=services.EVENTS), required=False, allow_empty=False, min_length=1, max_length=len(services.EVENTS),
         help_text="Events to receive (default: all).",
     )
     description = TextField(required=False, allow_blank=True, max_length=200)

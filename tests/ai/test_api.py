@@ -101,7 +101,9 @@ def test_extract_finds_keywords_in_the_text_and_entities(client: APIClient, drai
 
 
 def test_classify_picks_the_label_among_the_callers(client: APIClient, drain_ai: Callable[[], None]) -> None:
-    out = run(client, drain_ai, "classify", text="The striker scored twice and the team won the championship final.", labels=["sports", "politics", "technology"])["output"]
+    done = run(client, drain_ai, "classify", text="The striker scored twice and the team won the championship final.", labels=["sports", "politics", "Sports ", "technology"])
+    assert done["input"]["labels"] == ["sports", "politics", "technology"]  # the same label twice counts once
+    out = done["output"]
     assert out["label"] == "sports" and set(out["scores"]) == {"sports", "politics", "technology"}
 
 
@@ -134,6 +136,9 @@ def test_list_is_the_callers_newest_first_and_other_keys_jobs_are_404(client: AP
     assert APIClient().get("/v1/jobs").status_code == 401
     assert APIClient().post("/v1/jobs/sentiment", {"text": "x"}, format="json").status_code == 401
     assert bearer("jc_not-a-key").get("/v1/jobs").status_code == 401
+    browser = APIClient()
+    browser.force_login(alice)
+    assert browser.get("/v1/jobs").status_code == 403 and "API key" in browser.get("/v1/jobs").json()["message"]  # a session is not a key
     another_key_of_alice = bearer(create_api_key(user=alice)[1])
     assert another_key_of_alice.get(f"/v1/jobs/{first['id']}").status_code == 200  # the owner's, whichever key
 
@@ -151,6 +156,8 @@ def test_list_is_the_callers_newest_first_and_other_keys_jobs_are_404(client: AP
         ("classify", {"text": "x", "labels": []}, "labels"),
         ("translate", {"text": "x"}, "targetLanguage"),
         ("sentiment", {"text": "x", "priority": "URGENT"}, "priority"),
+        ("sentiment", {"text": "x", "idempotencyKey": ""}, "idempotencyKey"),
+        ("classify", {"text": "x", "labels": ["  "]}, "labels.0"),
         ("sentiment", {"text": "x", "webhookUrl": "ftp://example.org/hook"}, "webhookUrl"),
         ("sentiment", {"text": "x", "webhookUrl": "http://10.0.0.8/hook"}, "webhookUrl"),
     ],
@@ -204,7 +211,8 @@ def test_a_keys_own_policy_and_the_monthly_quota(client: APIClient, key: tuple[A
     assert (usage["jobs"], usage["tokens"], usage["costCents"], usage["monthTokens"]) == (1, done["tokenUsed"], done["costCents"], done["tokenUsed"])
     assert usage["byType"]["SENTIMENT"]["jobs"] == 1 and len(usage["byDay"]) == 1
     assert client.get("/v1/usage?from=2020-01-01&to=2020-01-31").json()["jobs"] == 0
-    assert client.get("/v1/usage?from=2020-02-01&to=2020-01-01").status_code == 400
+    assert client.get("/v1/usage?from=2020-02-01&to=2020-01-01").json()["jobs"] == 0  # an empty period
+    assert client.get("/v1/usage?to=").status_code == 400 and client.get("/v1/usage?from=yesterday").status_code == 400
 
 
 def test_a_worker_rerun_after_success_records_usage_once(client: APIClient, drain_ai: Callable[[], None]) -> None:
