@@ -19,6 +19,13 @@ class ReadOnly(admin.ModelAdmin):
         return False
 
 
+class Ledger(ReadOnly):
+    """Usage is accounting: written by the workers only, never edited or deleted in the console."""
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
 @admin.register(AiJob)
 class AiJobAdmin(ReadOnly):
     list_display = ("id", "type", "status", "owner", "api_key", "tokens_in", "tokens_out", "cost_cents", "created_at", "completed_at")
@@ -28,7 +35,7 @@ class AiJobAdmin(ReadOnly):
 
 
 @admin.register(Usage)
-class UsageAdmin(ReadOnly):
+class UsageAdmin(Ledger):
     list_display = ("at", "type", "owner", "api_key", "tokens_in", "tokens_out", "cost_cents", "ai_job")
     list_filter = ("type", ("at", admin.DateFieldListFilter))
     list_select_related = ("owner", "api_key")
@@ -36,7 +43,7 @@ class UsageAdmin(ReadOnly):
 
 
 @admin.register(UsageDay)
-class UsageDayAdmin(ReadOnly):
+class UsageDayAdmin(Ledger):
     """Per key per day; above the list, the totals of what the filters select, per key and per user."""
 
     list_display = ("day", "api_key", "owner", "type", "jobs", "tokens", "cost_cents")
