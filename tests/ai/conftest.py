@@ -1,14 +1,15 @@
 from __future__ import annotations
 
 import json
-import threading
+import time
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any, Callable, Iterator
 
 import pytest
 
 from tests.jobs.engine_support import drainer
+from tests.net import http_server
 
 AI_QUEUES = ("ai-jobs", "webhooks")
 
@@ -52,7 +53,7 @@ def receiver() -> Iterator[Receiver]:
             data = self.rfile.read(int(self.headers["Content-Length"]))
             state.received.append(Received({k.lower(): v for k, v in self.headers.items()}, data))
             if state.delay:
-                threading.Event().wait(state.delay)
+                time.sleep(state.delay)
             status, headers = state.script.pop(0) if state.script else (200, {})
             reply = json.dumps({"ok": status < 300}).encode()
             self.send_response(status)
@@ -65,11 +66,6 @@ def receiver() -> Iterator[Receiver]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/hook"
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with http_server(Handler) as base:
+        state.url = base + "/hook"
+        yield state

@@ -204,3 +204,15 @@ def test_endpoints_are_the_owners_only(client: APIClient, bob: Any, receiver: Re
     assert APIClient().get("/v1/webhooks").status_code == 401
     assert client.delete(f"/v1/webhooks/{endpoint['id']}").status_code == 204
     assert client.get(f"/v1/webhooks/{endpoint['id']}").status_code == 404
+
+
+def test_a_receiver_that_does_not_answer_in_time_is_retried_as_a_timeout(client: APIClient, receiver: Receiver, burst: Callable[..., Any], settings: Any) -> None:
+    register(client, receiver.url)
+    settings.WEBHOOKS_TIMEOUT = 0.3
+    receiver.delay = 1.0
+    client.post("/v1/jobs/sentiment", {"text": "fine"}, format="json")
+    burst("ai-jobs")
+    burst("webhooks")
+    job = _one_delivery_job()
+    (attempt,) = Delivery.objects.get().attempts.all()
+    assert (job.status, job.error_kind, attempt.status_code) == ("delayed", "TIMEOUT", None) and "no answer within 0.3s" in attempt.error

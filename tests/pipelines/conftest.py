@@ -3,9 +3,8 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -16,6 +15,7 @@ from pipelines import services
 from pipelines.models import Project
 from tests import tools
 from tests.jobs.engine_support import drainer
+from tests.net import http_server
 
 STAGE_QUEUES = ("stt", "mt", "tts", "muxing", "lip-sync")
 SPEECH = "Please send the weekly report to the team."
@@ -57,15 +57,10 @@ def provider(settings: Any) -> Iterator[Provider]:
         def log_message(self, *args: Any) -> None:
             pass
 
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    state.url = f"http://127.0.0.1:{server.server_address[1]}/provider"
-    settings.PIPELINES_PROVIDER_URL = state.url
-    yield state
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+    with http_server(Handler) as base:
+        state.url = base + "/provider"
+        settings.PIPELINES_PROVIDER_URL = state.url
+        yield state
 
 
 @pytest.fixture
