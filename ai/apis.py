@@ -1,7 +1,7 @@
 """Seed 4's `/v1`: AI jobs and usage, for programs with an API key; every answer carries X-RateLimit-*."""
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta, timezone as dt_timezone
+from datetime import datetime, timezone as dt_timezone
 from typing import Any
 
 from drf_spectacular.utils import OpenApiResponse, extend_schema
@@ -13,7 +13,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ai import metering, services
+from ai import metering, selectors, services
 from ai.models import AiJob
 from jobs import access
 from jobs.api.auth import ApiKeyAuthentication
@@ -25,6 +25,7 @@ from jobs.models import ApiKey
 from ai.processors import classify, summarize
 
 LIMITED = {
+    403: OpenApiResponse(ErrorOutputSerializer, description="Signed in without an API key: /v1 takes one."),
     429: OpenApiResponse(ErrorOutputSerializer, description="Over the key's requests per minute; Retry-After says when to try again."),
 }
 
@@ -81,7 +82,7 @@ class AiJobOutputSerializer(serializers.Serializer):
     completedAt = serializers.DateTimeField(allow_null=True)
 
     def to_representation(self, instance: Any) -> Any:
-        return services.public(instance)
+        return selectors.public(instance)
 
 
 class QueryDateField(serializers.DateField):
@@ -156,13 +157,14 @@ def _create_view(kind: str) -> type[KeyedApi]:
             201: OpenApiResponse(AiJobOutputSerializer, description="The new job, QUEUED."),
             200: OpenApiResponse(AiJobOutputSerializer, description="The job first created with this idempotency key."),
             402: OpenApiResponse(ErrorOutputSerializer, description="The key's monthly token quota is used up."),
+            409: OpenApiResponse(ErrorOutputSerializer, description="The idempotency key was used for another type or input."),
             **errors(400, 413), **LIMITED,
         },
     )
     def post(self: KeyedApi, request: Request) -> Response:
         data = body(serializer, request)
         row, created = services.create(owner=access.signed_in(request.user), api_key=api_key(request), kind=kind, data=data)
-        return Response(services.public(row), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
+        return Response(selectors.public(row), status=status.HTTP_201_CREATED if created else status.HTTP_200_OK)
 
     return type(f"AiJob{kind.title()}Api", (KeyedApi,), {"post": post, "__doc__": f"Queue a {kind} job on ai-jobs (seed 4).", "__module__": __name__})
 
@@ -175,7 +177,7 @@ class AiJobListApi(KeyedApi):
 
     @extend_schema(tags=["ai"], summary="List AI jobs", operation_id="ai_jobs_list", parameters=PAGE_PARAMS, responses={200: page_of(AiJobOutputSerializer), **errors(400), **LIMITED})
     def get(self, request: Request) -> Response:
-        return paginated(request, self, services.jobs_of(user=request.user), AiJobOutputSerializer)
+        return paginated(request, self, selectors.jobs_of(user=request.user), AiJobOutputSerializer)
 
 
 class AiJobDetailApi(KeyedApi):
@@ -183,7 +185,7 @@ class AiJobDetailApi(KeyedApi):
 
     @extend_schema(tags=["ai"], summary="Get an AI job", operation_id="ai_jobs_retrieve", responses={200: AiJobOutputSerializer, **errors(404), **LIMITED})
     def get(self, request: Request, job_id: str) -> Response:
-        return Response(services.public(services.get(job_id, user=request.user)))
+        return Response(selectors.public(selectors.get(job_id, user=request.user)))
 
     @extend_schema(
         tags=["ai"], summary="Any other job type: refused", operation_id="ai_jobs_unknown_type", request=None,
@@ -192,8 +194,8 @@ class AiJobDetailApi(KeyedApi):
     )
     def post(self, request: Request, job_id: str) -> Response:
         """A POST to /v1/jobs/<anything but a kind>: 400 naming the kinds."""
-        services.create(owner=access.signed_in(request.user), api_key=api_key(request), kind=job_id, data={})
-        raise AssertionError("unreachable: create refuses an unknown kind")
+        services.refuse_unknown(job_id)
+        raise AssertionError(f"{job_id} is a kind, whose own path comes first")
 
 
 class UsageApi(KeyedApi):
@@ -203,9 +205,7 @@ class UsageApi(KeyedApi):
     def get(self, request: Request) -> Response:
         params = query(UsageQuerySerializer, request)
         end = params.get("to") or datetime.now(dt_timezone.utc).date()
-        start = params.get("from") or end - timedelta(days=30)
-        at = lambda d: datetime.combine(d, time.min, tzinfo=dt_timezone.utc)  # noqa: E731
-        return Response(services.usage(api_key=api_key(request), start=at(start), end=at(end)))
+        return Response(selectors.usage(api_key=api_key(request), start=params.get("from"), end=end))
 
 
 __all__ = ["AiJobDetailApi", "AiJobListApi", "CREATE_VIEWS", "ERRORS", "UsageApi"]

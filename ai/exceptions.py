@@ -8,6 +8,12 @@ class AiInputError(InvalidInput):
     """A job request the AI app refuses (400): no text, too much text, bad options."""
 
 
+class IdempotencyConflict(JobsError):
+    """An idempotency key sent again with another type or input (409): nothing is created."""
+
+    status_code = 409
+
+
 class RateLimited(JobsError):
     """The key sent more requests than its limit allows in the window (429, with Retry-After)."""
 

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -12,10 +13,13 @@ from django.db.models import Sum
 from limits import RateLimitItemPerMinute
 from limits.storage import RedisStorage
 from limits.strategies import MovingWindowRateLimiter
+from redis.exceptions import RedisError
 
 from ai.exceptions import QuotaExhausted, RateLimited
-from ai.models import KeyPolicy, UsageDay
+from ai.models import AiJob, KeyPolicy, UsageDay
 from jobs.models import ApiKey
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -43,12 +47,21 @@ def policy(key: ApiKey) -> KeyPolicy:
         return KeyPolicy(api_key=key)
 
 
-def hit(key: ApiKey) -> Window:
-    """Count one request of `key`; RateLimited (429, Retry-After and X-RateLimit-*) when over its limit."""
-    per_minute = policy(key).requests_per_minute or settings.AI_RATE_LIMIT_PER_MINUTE
+def hit(key: ApiKey) -> Window | None:
+    """Count one request of `key`; RateLimited (429, Retry-After and X-RateLimit-*) when over its limit.
+
+    With Redis unreachable the request is let through unmetered (None; logged): the limiter guards
+    capacity, and refusing every call while it is down would be the outage it exists to prevent.
+    """
+    mine = policy(key).requests_per_minute
+    per_minute = mine if mine is not None else settings.AI_RATE_LIMIT_PER_MINUTE
     item = RateLimitItemPerMinute(per_minute)
-    allowed = _limiter().hit(item, "ai", str(key.pk))
-    stats = _limiter().get_window_stats(item, "ai", str(key.pk))
+    try:
+        allowed = _limiter().hit(item, "ai", str(key.pk))
+        stats = _limiter().get_window_stats(item, "ai", str(key.pk))
+    except RedisError as exc:
+        log.warning("rate limit of API key %s not checked, Redis unreachable: %s", key.pk, exc)
+        return None
     window = Window(limit=per_minute, remaining=max(0, stats.remaining), reset=stats.reset_time)
     if not allowed:
         wait = max(1, math.ceil(stats.reset_time - time.time()))
@@ -65,19 +78,37 @@ def month_start(now: datetime | None = None) -> datetime:
 
 
 def tokens_this_month(key: ApiKey) -> int:
+    """The tokens of the key's succeeded jobs this month (UTC), from the rollups."""
     return int(UsageDay.objects.filter(api_key=key, day__gte=month_start().date()).aggregate(n=Sum("tokens"))["n"] or 0)
 
 
+def tokens_reserved(key: ApiKey) -> int:
+    """The input tokens of the key's jobs of this month that have not ended yet: already promised to them."""
+    pending = AiJob.objects.filter(api_key=key, created_at__gte=month_start(), status__in=[AiJob.Status.QUEUED, AiJob.Status.PROCESSING])
+    return int(pending.aggregate(n=Sum("tokens_in"))["n"] or 0)
+
+
+def quota(key: ApiKey) -> int:
+    """The key's monthly token quota: its policy's, else AI_MONTHLY_TOKEN_QUOTA; 0 means none."""
+    mine = policy(key).monthly_token_quota
+    return int(mine if mine is not None else settings.AI_MONTHLY_TOKEN_QUOTA)
+
+
 def check_quota(key: ApiKey, tokens: int) -> None:
-    """QuotaExhausted (402) if `tokens` more would pass the key's monthly token quota (none when 0)."""
-    quota = policy(key).monthly_token_quota or settings.AI_MONTHLY_TOKEN_QUOTA
-    if not quota:
+    """QuotaExhausted (402) if `tokens` more would pass the key's monthly quota, counting used and reserved tokens.
+
+    Call it inside the transaction that then stores the job: it locks the key's row, so two
+    requests of one key cannot both pass on the same remainder.
+    """
+    limit = quota(key)
+    if not limit:
         return
-    used = tokens_this_month(key)
-    if used + tokens > quota:
+    list(ApiKey.objects.select_for_update().filter(pk=key.pk).values_list("pk"))
+    used = tokens_this_month(key) + tokens_reserved(key)
+    if used + tokens > limit:
         raise QuotaExhausted(
-            f"monthly token quota of {quota} reached for this key ({used} used; this job needs {tokens} input tokens)",
-            extra={"quota": quota, "used": used, "needed": tokens, "resetsAt": _next_month().isoformat().replace("+00:00", "Z")},
+            f"monthly token quota of {limit} reached for this key ({used} used or reserved; this job needs {tokens} input tokens)",
+            extra={"quota": limit, "used": used, "needed": tokens, "resetsAt": _next_month().isoformat().replace("+00:00", "Z")},
         )
 
 

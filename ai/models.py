@@ -4,6 +4,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import MinValueValidator
 from django.db import models
 
 
@@ -79,7 +80,8 @@ class Usage(models.Model):
 class UsageDay(models.Model):
     """The rollup of Usage per key, type and day (UTC), kept up to date with each Usage row."""
 
-    api_key = models.ForeignKey("jobs.ApiKey", on_delete=models.CASCADE, related_name="ai_usage_days")
+    #: PROTECT: a key with usage is revoked, not deleted, so its history stays whole.
+    api_key = models.ForeignKey("jobs.ApiKey", on_delete=models.PROTECT, related_name="ai_usage_days")
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="ai_usage_days")
     day = models.DateField()
     type = models.CharField(max_length=16, choices=AiJob.Type.choices)
@@ -97,8 +99,8 @@ class KeyPolicy(models.Model):
     """A key's own rate limit and monthly token quota (empty: the settings' defaults)."""
 
     api_key = models.OneToOneField("jobs.ApiKey", on_delete=models.CASCADE, related_name="ai_policy")
-    requests_per_minute = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: AI_RATE_LIMIT_PER_MINUTE.")
-    monthly_token_quota = models.PositiveBigIntegerField(null=True, blank=True, help_text="Empty: AI_MONTHLY_TOKEN_QUOTA (0 there: none).")
+    requests_per_minute = models.PositiveIntegerField(null=True, blank=True, validators=[MinValueValidator(1)], help_text="Empty: AI_RATE_LIMIT_PER_MINUTE.")
+    monthly_token_quota = models.PositiveBigIntegerField(null=True, blank=True, help_text="Empty: AI_MONTHLY_TOKEN_QUOTA. 0: no quota.")
 
     class Meta:
         verbose_name = "API key policy"

@@ -16,18 +16,17 @@ from typing import Any, Callable
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import F, QuerySet, Sum
+from django.db.models import F
 from django.utils import timezone
 
-from ai import metering, processors
+from ai import metering, processors, selectors
 from ai.processors import text as text_processing
-from ai.exceptions import AiInputError
+from ai.exceptions import AiInputError, IdempotencyConflict
 from ai.models import AiJob, Usage, UsageDay
 from ai.processors import classify, extract, sentiment, summarize, tokens
-from jobs import access
 from jobs import services as job_services
-from jobs.access import User, Viewer
-from jobs.exceptions import ErrorKind, NotFound, PermanentError
+from jobs.access import User
+from jobs.exceptions import ErrorKind, PermanentError
 from jobs.models import ApiKey
 from jobs.services import JobChange, JobSpec
 from jobs.tasks import JobContext
@@ -55,36 +54,60 @@ def create(*, owner: User, api_key: ApiKey | None, kind: str, data: dict[str, An
     """Check the request, then store the job and enqueue its engine job together; (job, created).
 
     `data` holds `text` and the kind's options (maxSentences, labels, targetLanguage,
-    sourceLanguage), and `priority`, `idempotencyKey` and `webhookUrl`. The same idempotency key
-    from the same owner returns the first job. Nothing is stored or enqueued for bad input (400) or
-    an exhausted quota (402).
+    sourceLanguage), and `priority`, `idempotencyKey` and `webhookUrl`. Nothing is stored or
+    enqueued for bad input (400), an exhausted quota (402) or a key reused for another request
+    (409); the same key with the same request returns the first job.
     """
-    if kind not in KINDS:
-        raise AiInputError(f"unknown job type {kind!r}", extra={"type": [f"one of {', '.join(KINDS)}"]})
+    refuse_unknown(kind)
     key = data.get("idempotencyKey")
     if key == "":
         raise AiInputError("idempotencyKey is empty", extra={"idempotencyKey": ["1 to 150 characters, or leave it out"]})
-    if key is not None:
-        found = AiJob.objects.filter(owner=owner, idempotency_key=key).first()
-        if found is not None:
-            return found, False
     job_input = _input(kind, data)
-    webhook_url = webhooks.checked_url(data["webhookUrl"], field="webhookUrl") if data.get("webhookUrl") else ""
+    webhook_url = _webhook_url(owner, data.get("webhookUrl"))
+    if key is not None and (found := AiJob.objects.filter(owner=owner, idempotency_key=key).first()) is not None:
+        return _same_request(found, kind, job_input), False
     tokens_in = tokens.count(job_input["text"])
-    if api_key is not None:
-        metering.check_quota(api_key, tokens_in)
     row = AiJob(owner=owner, api_key=api_key, type=KINDS[kind], input=job_input, tokens_in=tokens_in, idempotency_key=key, webhook_url=webhook_url)
     try:
         with transaction.atomic():
+            if api_key is not None:
+                metering.check_quota(api_key, tokens_in)  # locks the key's row: one key's checks and inserts take turns
             row.save(force_insert=True)
             job, _ = job_services.enqueue(JobSpec(type=engine_type(kind), payload={"aiJobId": row.id}, owner=owner, priority=data.get("priority"), group_ref=row.id))
             AiJob.objects.filter(pk=row.pk).update(job_id=job.id)
     except IntegrityError:
         if key is None:
             raise
-        return AiJob.objects.get(owner=owner, idempotency_key=key), False  # the same key sent twice at once
+        return _same_request(AiJob.objects.get(owner=owner, idempotency_key=key), kind, job_input), False  # sent twice at once
     row.job_id = job.id
     return row, True
+
+
+def refuse_unknown(kind: str) -> None:
+    """AiInputError (400) naming the kinds, unless `kind` is one."""
+    if kind not in KINDS:
+        raise AiInputError(f"unknown job type {kind!r}", extra={"type": [f"one of {', '.join(KINDS)}"]})
+
+
+def _same_request(found: AiJob, kind: str, job_input: dict[str, Any]) -> AiJob:
+    if (found.type, found.input) != (KINDS[kind], job_input):
+        raise IdempotencyConflict(
+            "this idempotencyKey was used for another request", extra={"idempotencyKey": ["already used for a different type or input"], "jobId": found.id},
+        )
+    return found
+
+
+def _webhook_url(owner: User, url: str | None) -> str:
+    """A job's own webhookUrl, checked; it is signed with the owner's secret, which must exist (and so was shown)."""
+    if not url:
+        return ""
+    webhooks.checked_url(url, field="webhookUrl")
+    if not webhooks.has_secret(owner):
+        raise AiInputError(
+            "create your webhook signing secret first (POST /v1/webhooks/secret): deliveries to webhookUrl are signed with it",
+            extra={"webhookUrl": ["no signing secret yet: POST /v1/webhooks/secret"]},
+        )
+    return url
 
 
 def _input(kind: str, data: dict[str, Any]) -> dict[str, Any]:
@@ -122,58 +145,6 @@ def _distinct(labels: list[str]) -> list[str]:
     return [x for x in labels if not (x.strip().casefold() in seen or seen.add(x.strip().casefold()))]  # type: ignore[func-returns-value]
 
 
-# -- reading ------------------------------------------------------------------------------------
-
-
-def jobs_of(*, user: Viewer) -> QuerySet[AiJob]:
-    """The caller's AI jobs (an operator: everyone's), newest first."""
-    return access.visible(AiJob.objects.all(), user).order_by("-created_at", "-id")
-
-
-def get(job_id: str, *, user: Viewer) -> AiJob:
-    found = jobs_of(user=user).filter(pk=job_id).first()
-    if found is None:
-        raise NotFound(f"job {job_id} not found")
-    return found
-
-
-def public(row: AiJob) -> dict[str, Any]:
-    """Seed 4's job body: {id, status, type, input, output, tokenUsed, costCents, createdAt, completedAt} and a few more."""
-    return {
-        "id": row.id, "status": row.status, "type": row.type, "input": row.input, "output": row.output,
-        "tokenUsed": row.tokens, "tokensIn": row.tokens_in, "tokensOut": row.tokens_out, "costCents": row.cost_cents,
-        "error": row.error or None, "createdAt": _iso(row.created_at), "startedAt": _iso(row.started_at), "completedAt": _iso(row.completed_at),
-    }
-
-
-def _iso(at: datetime | None) -> str | None:
-    return at.isoformat().replace("+00:00", "Z") if at else None
-
-
-def usage(*, api_key: ApiKey, start: datetime, end: datetime) -> dict[str, Any]:
-    """A key's usage between `start` and `end`: totals, per type and per day (from the rollups)."""
-    days = UsageDay.objects.filter(api_key=api_key, day__gte=start.date(), day__lte=end.date())
-    per_day: dict[str, dict[str, int]] = {}
-    per_type: dict[str, dict[str, int]] = {}
-    for d in days.order_by("day", "type"):
-        for bucket in (per_day.setdefault(d.day.isoformat(), _zero()), per_type.setdefault(d.type, _zero())):
-            bucket["jobs"] += d.jobs
-            bucket["tokens"] += d.tokens
-            bucket["costCents"] += d.cost_cents
-    total = days.aggregate(jobs=Sum("jobs"), tokens=Sum("tokens"), cost=Sum("cost_cents"))
-    return {
-        "from": start.date().isoformat(), "to": end.date().isoformat(),
-        "jobs": total["jobs"] or 0, "tokens": total["tokens"] or 0, "costCents": total["cost"] or 0,
-        "byType": per_type, "byDay": [{"day": day, **v} for day, v in per_day.items()],
-        "monthTokens": metering.tokens_this_month(api_key),
-        "monthlyQuota": metering.policy(api_key).monthly_token_quota or settings.AI_MONTHLY_TOKEN_QUOTA or None,
-    }
-
-
-def _zero() -> dict[str, int]:
-    return {"jobs": 0, "tokens": 0, "costCents": 0}
-
-
 # -- running (worker side) ----------------------------------------------------------------------
 
 
@@ -183,9 +154,9 @@ def run(ctx: JobContext, *, ai_job_id: str) -> dict[str, Any]:
     if row is None:
         raise PermanentError(f"AI job {ai_job_id} no longer exists", kind=ErrorKind.VALIDATION)
     if row.status == State.SUCCEEDED:  # a rerun after the commit below
-        return public(row)
+        return _result(row)
     now = timezone.now()
-    AiJob.objects.filter(pk=row.pk).update(status=State.PROCESSING, started_at=row.started_at or now)
+    AiJob.objects.filter(pk=row.pk).exclude(status=State.SUCCEEDED).update(status=State.PROCESSING, started_at=row.started_at or now)
     try:
         output = PROCESS[row.type](row.input)
     except processors.ProcessorInputError as exc:
@@ -193,14 +164,19 @@ def run(ctx: JobContext, *, ai_job_id: str) -> dict[str, Any]:
     ctx.progress(90, "recording usage")
     tokens_out = tokens.count(output_text(row.type, output))
     cost = cost_cents(row.type, row.tokens_in + tokens_out)
-    done = timezone.now()
+    ctx.check_cancelled()  # a cancel asked for while the processor ran: not billed
     with transaction.atomic():
-        AiJob.objects.filter(pk=row.pk).update(
-            output=output, tokens_out=tokens_out, cost_cents=cost, status=State.SUCCEEDED, error="", started_at=row.started_at or now, completed_at=done,
+        AiJob.objects.filter(pk=row.pk).exclude(status=State.SUCCEEDED).update(
+            output=output, tokens_out=tokens_out, cost_cents=cost, status=State.SUCCEEDED, error="", started_at=row.started_at or now, completed_at=timezone.now(),
         )
-        _record_usage(row, tokens_out=tokens_out, cost=cost, at=done)
-    row.refresh_from_db()
-    return public(row)
+        row.refresh_from_db()
+        _record_usage(row, tokens_out=row.tokens_out, cost=row.cost_cents, at=row.completed_at or now)
+    return _result(row)
+
+
+def _result(row: AiJob) -> dict[str, Any]:
+    """What the engine job keeps as its result: a pointer to the AI job, not its text again."""
+    return {"aiJobId": row.id, "status": row.status, "tokenUsed": row.tokens, "costCents": row.cost_cents}
 
 
 def _translate(job_input: dict[str, Any]) -> dict[str, Any]:
@@ -262,32 +238,36 @@ def _record_usage(row: AiJob, *, tokens_out: int, cost: int, at: datetime) -> No
 # -- following the engine job -------------------------------------------------------------------
 
 
-WEBHOOK_EVENTS = {"completed": "job.succeeded", "failed": "job.failed", "cancelled": "job.cancelled"}
+#: The webhook told when a job has ended, by the AI job's status (not the engine event: a job whose
+#: output was committed before a late cancel or timeout is SUCCEEDED, billed, and told so).
+WEBHOOK_EVENTS = {State.SUCCEEDED: "job.succeeded", State.FAILED: "job.failed", State.CANCELLED: "job.cancelled"}
 
 
 def record_outcome(change: JobChange) -> None:
-    """The engine's hook: the AI job's status follows its engine job; an ended job sends its webhooks."""
+    """The engine's hook: the AI job's status follows the engine job that carries it; an ended job sends its webhooks."""
     if not change.type.startswith("ai-") or not change.group_ref:
         return
     rows = AiJob.objects.filter(pk=change.group_ref)
+    if change.event in ("created", "retried"):  # a new engine job (a dead-letter retry) or a retried one carries it now
+        rows.exclude(status=State.SUCCEEDED).update(job_id=change.job_id, status=State.QUEUED, error="", completed_at=None)
+        return
+    mine = rows.filter(job_id=change.job_id)  # a late change of an engine job that no longer carries it is ignored
     now = change.at or timezone.now()
     if change.event == "started":
-        rows.filter(status=State.QUEUED).update(status=State.PROCESSING, started_at=now)
-    elif change.event == "retrying":
-        rows.filter(status=State.PROCESSING).update(status=State.QUEUED)
-    elif change.event in ("created", "retried", "waiting"):
-        rows.exclude(status=State.SUCCEEDED).update(status=State.QUEUED, error="", completed_at=None)
+        mine.filter(status=State.QUEUED).update(status=State.PROCESSING, started_at=now)
+    elif change.event in ("retrying", "waiting"):
+        mine.filter(status=State.PROCESSING).update(status=State.QUEUED)
     elif change.event == "failed":
-        rows.exclude(status__in=FINAL).update(status=State.FAILED, error=str(change.data.get("error") or "failed")[:5000], completed_at=now)
+        mine.exclude(status__in=FINAL).update(status=State.FAILED, error=str(change.data.get("error") or "failed")[:5000], completed_at=now)
     elif change.event == "cancelled":
-        rows.exclude(status__in=FINAL).update(status=State.CANCELLED, completed_at=now)
-    if change.event in WEBHOOK_EVENTS:
-        row = rows.first()
-        if row is not None:
+        mine.exclude(status__in=FINAL).update(status=State.CANCELLED, completed_at=now)
+    if change.event in ("completed", "failed", "cancelled"):
+        row = mine.first()
+        if row is not None and row.status in WEBHOOK_EVENTS:
             webhooks.send(
-                event=WEBHOOK_EVENTS[change.event], data=public(row), owner_id=row.owner_id, api_key_id=row.api_key_id, url=row.webhook_url or None,
-                source=f"ai:{row.id}:{change.event_id or change.job_id + ':' + change.event}",
+                event=WEBHOOK_EVENTS[State(row.status)], data=selectors.public(row), owner_id=row.owner_id, api_key_id=row.api_key_id,
+                url=row.webhook_url or None, source=f"ai:{row.id}:{change.job_id}",
             )
 
 
-__all__ = ["KINDS", "QUEUE", "cost_cents", "create", "engine_type", "get", "jobs_of", "output_text", "public", "record_outcome", "run", "usage"]
+__all__ = ["KINDS", "QUEUE", "cost_cents", "create", "engine_type", "output_text", "record_outcome", "refuse_unknown", "run"]

@@ -3,8 +3,8 @@
     DATABASE_URL=postgres://127.0.0.1:5432/h_bench_ai REDIS_URL=redis://127.0.0.1:6379/13 \
         .venv/bin/python bench/ai.py [--sentiment 2000] [--summarize 500] [--clients 8] [--workers 2] [--quick]
 
-Texts: --sentiment + --summarize English texts of about 2 KB (3-4 paragraphs), composed from
-sentence templates with a seeded random generator (--seed); no two are alike.
+Texts: --sentiment + --summarize English texts of about 2 KB (paragraphs of 3-6 sentences), composed
+from sentence templates with a seeded random generator (--seed); no two are alike. --quick: 100 + 20.
   (a) bare: in this process, one job after another, what a job computes: tokens.count of the
       input (the web server's part), sentiment.analyze or summarize.summarize(max_sentences=3), and
       tokens.count of the output as the worker counts it; each processor is warmed by one call first;
@@ -17,11 +17,15 @@ sentence templates with a seeded random generator (--seed); no two are alike.
       keep-alive `requests` session each) POST /v1/jobs/<kind> {"text"} with the bench key.
       jobs/s: the phase's jobs / (just before the first POST -> the last row's completed_at);
       latency per job: the AiJob row's completed_at - created_at (POST -> SUCCEEDED; both written
-      by timezone.now() on this machine); the client's POST latency; per delivery created_at ->
-      delivered_at, and deliveries/s: deliveries / (first created_at -> last delivered_at); the
-      receiver's count must be one POST per job (duplicates and bad signatures are reported);
+      by timezone.now() on this machine), and completed_at - the moment the client sent the POST;
+      the client's POST latency; per delivery created_at -> delivered_at, and deliveries/s:
+      deliveries / (first created_at -> last delivered_at), and the rate of those still pending
+      when the phase's last job succeeded (the drain); the receiver's count must be one POST per
+      job (duplicates and bad signatures are reported);
       CPU ms per job of the web server, the workers, this process (clients and receiver),
-      PostgreSQL, Redis and the rest of the machine (/proc), over each phase.
+      PostgreSQL (its backends that exited during the phase included, from the postmaster's
+      children times), Redis and the rest of the machine (/proc), over each phase, and the new
+      PostgreSQL connections per job (pg_stat_database.sessions).
 Ratio: system jobs/s (all workers) / bare jobs/s (one process). Settings are production-like
 (DEBUG=false); the per-key rate limit is lifted (AI_RATE_LIMIT_PER_MINUTE) and webhooks may go to
 http://127.0.0.1 (WEBHOOKS_ALLOW_HTTP, WEBHOOKS_ALLOWED_NETWORKS). The bench owns its database
@@ -426,22 +430,62 @@ def delivery_figures(system: System, ids: list[str], last_job: float) -> dict[st
     }
 
 
+def postgres_exited_cpu() -> float:
+    """CPU seconds so far of PostgreSQL backends that have exited (the postmaster's cutime + cstime, Linux /proc).
+
+    bench.files.CpuWatch counts live processes only: the backend of a connection that closed during a
+    phase would fall into `other`.
+    """
+    hz = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            head, tail = stat.read_text().rsplit(")", 1)
+        except OSError:
+            continue  # exited meanwhile
+        if head.split("(", 1)[-1] == "postgres":
+            fields = tail.split()
+            total += (int(fields[13]) + int(fields[14])) / hz
+    return total
+
+
+def pg_sessions() -> int:
+    """Connections ever made to the bench's database (pg_stat_database.sessions, PostgreSQL 14+)."""
+    from django.db import connection
+
+    with connection.cursor() as cur:
+        cur.execute("SELECT sessions FROM pg_stat_database WHERE datname = current_database()")
+        found = cur.fetchone()
+    return int(found[0]) if found else 0
+
+
+def cpu_figures(watch: CpuWatch, exited: float, sessions: int, n: int) -> dict[str, Any]:
+    """CPU ms per job of each part, PostgreSQL's exited backends moved from `other` to `postgresql`; new connections per job."""
+    cpu = watch.per_file(n)
+    exited_ms = (postgres_exited_cpu() - exited) * 1000 / n
+    cpu["cpu_postgresql_ms"] += exited_ms
+    cpu["cpu_other_ms"] = max(cpu["cpu_other_ms"] - exited_ms, 0.0)
+    fig: dict[str, Any] = {f"cpu_{name}_ms": round(cpu[f"cpu_{part}_ms"], 1) for part, name in CPU_PARTS.items()}
+    fig["cpu_total_ms"] = round(sum(fig.values()), 1)
+    fig["cpu_postgresql_exited_ms"] = round(exited_ms, 1)
+    fig["machine_busy"] = cpu["machine_busy"]
+    fig["pg_sessions_per_job"] = round((pg_sessions() - sessions) / n, 2)
+    return fig
+
+
 def phase(system: System, kind: str, batch: list[str], clients: int) -> dict[str, Any]:
     """Post the batch, wait until every job has succeeded and its webhook is delivered; the figures, CPU per job included."""
     from django.utils import timezone
 
-    since = timezone.now()
+    since, sessions, exited = timezone.now(), pg_sessions(), postgres_exited_cpu()
     watch = CpuWatch(system.server, system.workers)
     posted = system.post(kind, batch, clients)
     ids = [str(b["id"]) for b in posted.bodies]
     wait_done(system, since, len(ids), timeout=max(120.0, len(batch) * 0.5))
-    cpu = watch.per_file(len(batch))
+    cpu = cpu_figures(watch, exited, sessions, len(ids))
     jobs = job_figures(posted)
-    fig = {**jobs, **delivery_figures(system, ids, jobs.pop("last_completed"))}
-    fig.update({f"cpu_{name}_ms": cpu[f"cpu_{part}_ms"] for part, name in CPU_PARTS.items()})
-    fig["machine_busy"] = cpu["machine_busy"]
-    fig["cpu_total_ms"] = round(sum(fig[f"cpu_{name}_ms"] for name in CPU_PARTS.values()), 1)
-    return fig
+    last_job = jobs.pop("last_completed")
+    return {**jobs, **delivery_figures(system, ids, last_job), **cpu}
 
 
 def warm_up(system: System, batch: list[str]) -> None:
@@ -465,7 +509,10 @@ def start_system(args: argparse.Namespace, received: Received, hook_port: int) -
     port = free_port()
     server = start_server(port)
     base = f"http://127.0.0.1:{port}"
-    received.secret = register_receiver(base, api_key, f"http://127.0.0.1:{hook_port}/hook")
+    try:
+        received.secret = register_receiver(base, api_key, f"http://127.0.0.1:{hook_port}/hook")
+    except RuntimeError as exc:
+        raise RuntimeError(f"{exc}\nthe web server's output:\n{output(server)}") from None
     return System(base=base, api_key=api_key, owner_id=user.pk, server=server, workers=start_workers(args.workers), received=received)
 
 
@@ -497,7 +544,8 @@ def report_phase(kind: str, f: dict[str, Any], args: argparse.Namespace) -> None
     row("webhooks: after the last job succeeded", drain, f"{f['drain_deliveries']} delivered in {f['drain_s']:.2f} s")
     row("receiver: POSTs, duplicates, missing", f"{f['received']}, {f['duplicates']}, {f['missing']}", f"bad signatures {f['bad_signatures']}")
     parts = ", ".join(f"{name} {f[f'cpu_{name}_ms']:.1f}" for name in CPU_PARTS.values())
-    print(f"    CPU ms/job: {parts}; total {f['cpu_total_ms']:.1f} ({f['machine_busy']:.0%} busy)", flush=True)
+    print(f"    CPU ms/job: {parts}; total {f['cpu_total_ms']:.1f} ({f['machine_busy']:.0%} busy)")
+    print(f"      PostgreSQL backends that exited: {f['cpu_postgresql_exited_ms']:.1f} ms/job of it; new PostgreSQL connections per job {f['pg_sessions_per_job']:.2f}", flush=True)
 
 
 def report_total(result: dict[str, Any]) -> None:

@@ -147,10 +147,10 @@ def _networks(env: Mapping[str, str], name: str) -> list[str]:
     """Comma-separated IP networks (e.g. 127.0.0.0/8)."""
     import ipaddress
 
-    nets = _list(env, name, [])
-    for net in nets:
+    nets = []
+    for net in _list(env, name, []):
         try:
-            ipaddress.ip_network(net, strict=False)
+            nets.append(str(ipaddress.ip_network(net, strict=False)))  # 10.1.2.3/8 is read as 10.0.0.0/8
         except ValueError:
             raise ConfigError(f"{name} must list IP networks such as 10.0.0.0/8, got {net!r}") from None
     return nets

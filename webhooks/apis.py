@@ -13,7 +13,7 @@ from jobs.api.inputs import body
 from jobs.api.pagination import PAGE_PARAMS, page_of, paginated
 from jobs.api.serializers import TextField
 from jobs.models import ApiKey
-from webhooks import services
+from webhooks import selectors, services
 from webhooks.models import Delivery, Endpoint
 
 
@@ -71,7 +71,7 @@ class WebhookListCreateApi(APIView):
 
     @extend_schema(tags=["webhooks"], summary="List webhook endpoints", operation_id="webhooks_list", parameters=PAGE_PARAMS, responses={200: page_of(EndpointOutputSerializer), **errors(400)})
     def get(self, request: Request) -> Response:
-        return paginated(request, self, services.endpoints(user=request.user), EndpointOutputSerializer)
+        return paginated(request, self, selectors.endpoints(user=request.user), EndpointOutputSerializer)
 
     @extend_schema(tags=["webhooks"], summary="Register a webhook endpoint", operation_id="webhooks_create", request=EndpointInputSerializer, responses={201: EndpointCreatedSerializer, **errors(400)})
     def post(self, request: Request) -> Response:
@@ -85,7 +85,7 @@ class WebhookListCreateApi(APIView):
 class WebhookDetailApi(APIView):
     @extend_schema(tags=["webhooks"], summary="Get a webhook endpoint", operation_id="webhooks_retrieve", responses={200: EndpointOutputSerializer, **errors(404)})
     def get(self, request: Request, endpoint_id: str) -> Response:
-        return Response(EndpointOutputSerializer(services.endpoint(endpoint_id, user=request.user)).data)
+        return Response(EndpointOutputSerializer(selectors.endpoint(endpoint_id, user=request.user)).data)
 
     @extend_schema(tags=["webhooks"], summary="Delete a webhook endpoint", operation_id="webhooks_destroy", responses={204: OpenApiResponse(description="Deleted."), **errors(404)})
     def delete(self, request: Request, endpoint_id: str) -> Response:
@@ -99,7 +99,7 @@ class WebhookDeliveriesApi(APIView):
         parameters=PAGE_PARAMS, responses={200: page_of(DeliveryOutputSerializer), **errors(400, 404)},
     )
     def get(self, request: Request, endpoint_id: str) -> Response:
-        return paginated(request, self, services.deliveries(endpoint_id, user=request.user), DeliveryOutputSerializer)
+        return paginated(request, self, selectors.deliveries(endpoint_id, user=request.user), DeliveryOutputSerializer)
 
 
 class WebhookSecretApi(APIView):

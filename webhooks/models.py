@@ -44,6 +44,8 @@ class Endpoint(models.Model):
     description = models.CharField(max_length=200, blank=True, default="")
     secret = models.CharField(max_length=100, default=new_secret, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
+    #: Deleted through the API: hidden, sent nothing more (its deliveries stay, for their history).
+    deleted_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["owner", "-created_at"], name="webhook_endpoint_owner")]

@@ -47,8 +47,8 @@ class Answer:
 
 def check_url(url: str) -> SplitResult:
     """The URL's parts, if its form is acceptable (scheme, no credentials, a host, a valid port); Refused otherwise."""
-    if not isinstance(url, str) or not url or len(url) > MAX_URL or not url.isprintable() or " " in url:
-        raise Refused(f"a webhook URL is printable text without spaces, at most {MAX_URL} characters")
+    if not isinstance(url, str) or not url or len(url) > MAX_URL or not url.isprintable() or " " in url or not url.isascii():
+        raise Refused(f"a webhook URL is printable ASCII without spaces (percent-encode the rest), at most {MAX_URL} characters")
     parts = urlsplit(url)
     allowed = ("https", "http") if settings.WEBHOOKS_ALLOW_HTTP else ("https",)
     if parts.scheme.lower() not in allowed:
@@ -58,9 +58,11 @@ def check_url(url: str) -> SplitResult:
     if not parts.hostname:
         raise Refused("the webhook URL has no host")
     try:
-        parts.port
+        port = parts.port
     except ValueError:
         raise Refused("the webhook URL has an invalid port") from None
+    if port == 0:
+        raise Refused("the webhook URL has an invalid port")
     return parts
 
 
@@ -73,17 +75,22 @@ def addresses(parts: SplitResult) -> list[tuple[Any, ...]]:
         raise Unreachable(f"{parts.hostname} does not resolve: {exc}") from exc
     for row in rows:
         ip = ipaddress.ip_address(str(row[4][0]).split("%", 1)[0])
-        if not allowed_address(ip):
-            raise Refused(f"{parts.hostname} resolves to {ip}, an address inside the network; webhooks go to public addresses only")
+        if not allowed_address(ip):  # which address is not said: it would map the inside of the network
+            raise Refused(f"{parts.hostname} resolves to an address inside the network; webhooks go to public addresses only")
     if not rows:
         raise Unreachable(f"{parts.hostname} has no address")
     return rows
 
 
 def allowed_address(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool:
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    if any(ip in ipaddress.ip_network(net) for net in settings.WEBHOOKS_ALLOWED_NETWORKS):
+    """A public address, or one in WEBHOOKS_ALLOWED_NETWORKS; IPv6 that wraps IPv4 (mapped, 6to4, Teredo) is judged by the IPv4 inside."""
+    if isinstance(ip, ipaddress.IPv6Address):
+        inner = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if inner is not None:
+            return allowed_address(inner)
+        if ip.is_site_local:
+            return False
+    if any(ip in ipaddress.ip_network(net, strict=False) for net in settings.WEBHOOKS_ALLOWED_NETWORKS):
         return True
     return ip.is_global and not (ip.is_multicast or ip.is_reserved)
 
@@ -99,7 +106,10 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> A
     family, _, _, _, sockaddr = addresses(parts)[0]
     https = parts.scheme.lower() == "https"
     port = parts.port or (443 if https else 80)
-    conn: http.client.HTTPConnection = (_PinnedHTTPS if https else _Pinned)(parts.hostname or "", port, timeout=timeout)
+    conn: http.client.HTTPConnection = (
+        _PinnedHTTPS(parts.hostname or "", port, timeout=timeout, context=ssl.create_default_context()) if https  # verifies the name
+        else _Pinned(parts.hostname or "", port, timeout=timeout)
+    )
     conn.pinned = (family, sockaddr)  # type: ignore[attr-defined]
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     started = time.perf_counter()
@@ -112,6 +122,8 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> A
         raise Unreachable(f"no answer within {timeout:g}s", timeout=True) from exc
     except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
         raise Unreachable(f"{type(exc).__name__}: {exc}") from exc
+    except ValueError as exc:  # a request http.client cannot put on the wire
+        raise Refused(f"the request cannot be sent: {exc}") from exc
     finally:
         conn.close()
 

@@ -21,14 +21,13 @@ from django.db import transaction
 from django.utils import timezone
 from standardwebhooks import Webhook
 
-from jobs import access
 from jobs import services as job_services
 from jobs.access import User, Viewer
-from jobs.exceptions import ErrorKind, JobError, NotFound, PermanentError
+from jobs.exceptions import ErrorKind, JobError, PermanentError
 from jobs.models import FINAL, Job
 from jobs.services import JobChange, JobSpec
 from jobs.tasks import JobContext
-from webhooks import net
+from webhooks import net, selectors
 from webhooks.exceptions import WebhookUrlRefused
 from webhooks.models import Attempt, Delivery, Endpoint, SigningSecret
 
@@ -59,29 +58,20 @@ def register(*, owner: User, url: str, events: Iterable[str] | None = None, api_
     if unknown or not wanted:
         raise WebhookUrlRefused("unknown events", extra={"events": [f"each one of {', '.join(EVENTS)}"]})
     checked_url(url)
-    if Endpoint.objects.filter(owner=owner).count() >= MAX_ENDPOINTS:
+    if Endpoint.objects.filter(owner=owner, deleted_at__isnull=True).count() >= MAX_ENDPOINTS:
         raise WebhookUrlRefused(f"at most {MAX_ENDPOINTS} endpoints per account", extra={"url": [f"delete one of your {MAX_ENDPOINTS} endpoints first"]})
     return Endpoint.objects.create(owner=owner, url=url, events=wanted, api_key=api_key, description=description[:200])
 
 
-def endpoints(*, user: Viewer) -> Any:
-    return access.visible(Endpoint.objects.all(), user).order_by("-created_at")
-
-
-def endpoint(endpoint_id: str, *, user: Viewer) -> Endpoint:
-    found = endpoints(user=user).filter(pk=endpoint_id).first()
-    if found is None:
-        raise NotFound(f"webhook endpoint {endpoint_id} not found")
-    return found
-
-
 def delete(endpoint_id: str, *, user: Viewer) -> None:
-    """Remove an endpoint; its deliveries stay, for their history (a pending one still goes out)."""
-    endpoint(endpoint_id, user=user).delete()
+    """Delete an endpoint: hidden at once, and its deliveries not yet made are never sent (they fail as deleted)."""
+    row = selectors.endpoint(endpoint_id, user=user)
+    Endpoint.objects.filter(pk=row.pk).update(deleted_at=timezone.now())
 
 
-def deliveries(endpoint_id: str, *, user: Viewer) -> Any:
-    return endpoint(endpoint_id, user=user).deliveries.order_by("-created_at").prefetch_related("attempts")
+def has_secret(owner: User) -> bool:
+    """Whether the owner has a secret for jobs' own webhookUrl (POST /v1/webhooks/secret)."""
+    return SigningSecret.objects.filter(owner=owner).exists()
 
 
 def rotate_secret(*, owner: User) -> str:
@@ -93,9 +83,12 @@ def rotate_secret(*, owner: User) -> str:
 
 
 def _secret_for(delivery: Delivery) -> str:
+    """The endpoint's secret, or the owner's for a job's own URL; never one made here, which nobody was shown."""
     if delivery.endpoint is not None:
         return delivery.endpoint.secret
-    row, _ = SigningSecret.objects.get_or_create(owner_id=delivery.owner_id)
+    row = SigningSecret.objects.filter(owner_id=delivery.owner_id).first()
+    if row is None:
+        raise PermanentError("no signing secret: the owner never created one (POST /v1/webhooks/secret)", kind=ErrorKind.VALIDATION)
     return row.secret
 
 
@@ -114,7 +107,7 @@ def send(*, event: str, data: dict[str, Any], owner_id: int, source: str, api_ke
     it makes no second delivery. Returns the deliveries made now.
     """
     targets: list[tuple[Endpoint | None, str]] = [
-        (ep, ep.url) for ep in Endpoint.objects.filter(owner_id=owner_id).order_by("created_at")
+        (ep, ep.url) for ep in Endpoint.objects.filter(owner_id=owner_id, deleted_at__isnull=True).order_by("created_at")
         if event in ep.events and ep.api_key_id in (None, api_key_id)
     ]
     if url and url not in {u for _, u in targets}:
@@ -142,24 +135,25 @@ def redeliver(ids: Iterable[str], *, actor: Viewer | None, source: str = "admin"
     """Send deliveries again under their own ids, with fresh attempts; audited. Returns how many go out again.
 
     A delivery whose job is in the dead letters goes out through the letter's retry (which resolves
-    it); one whose job ended otherwise gets a new job; one still on its way is left to it.
+    it); one whose job ended otherwise gets a new job; one still on its way is left to it. The rows
+    are locked throughout, and every new job reaches Redis only after the commit.
     """
-    rows = list(Delivery.objects.filter(pk__in=list(ids)))
-    jobs = dict(Job.objects.filter(pk__in=[r.job_id for r in rows if r.job_id]).values_list("id", "status"))
-    retried, _ = job_services.retry_dead_letters([r.job_id for r in rows if r.job_id in jobs], actor=actor, source=source)
-    again = 0
+    again: list[str] = []
     with transaction.atomic():
+        rows = list(Delivery.objects.select_for_update().filter(pk__in=list(ids)))
+        jobs = dict(Job.objects.filter(pk__in=[r.job_id for r in rows if r.job_id]).values_list("id", "status"))
+        retried, _ = job_services.retry_dead_letters([r.job_id for r in rows if r.job_id in jobs], actor=actor, source=source)
         for row in rows:
-            if row.job_id in retried:
-                Delivery.objects.filter(pk=row.pk).update(status=Delivery.Status.PENDING, delivered_at=None, job_id=retried[row.job_id])
+            if row.job_id in retried:  # the hook marks it pending when the new job is created
+                Delivery.objects.filter(pk=row.pk).update(job_id=retried[row.job_id])
             elif row.job_id in jobs and jobs[row.job_id] not in FINAL:
                 continue  # waiting, delayed or running: on its way already
             else:
                 Delivery.objects.filter(pk=row.pk).update(status=Delivery.Status.PENDING, delivered_at=None)
                 _enqueue(row)
-            again += 1
+            again.append(row.id)
         job_services.record_action(actor=actor, action="redeliver_webhooks", queue=QUEUE, detail={"delivery_ids": [r.id for r in rows], "sent_again": again}, source=source)
-    return again
+    return len(again)
 
 
 def deliver(ctx: JobContext, *, delivery_id: str) -> dict[str, Any]:
@@ -169,6 +163,10 @@ def deliver(ctx: JobContext, *, delivery_id: str) -> dict[str, Any]:
         raise PermanentError(f"delivery {delivery_id} no longer exists", kind=ErrorKind.VALIDATION)
     if row.status == Delivery.Status.DELIVERED:
         return {"deliveryId": row.id, "status": row.last_status_code, "already": True}
+    number = row.attempts.count() + 1
+    if row.endpoint is not None and row.endpoint.deleted_at is not None:
+        _attempt(row, number, error="the endpoint was deleted")
+        raise PermanentError(f"endpoint {row.endpoint_id} was deleted; nothing sent", kind=ErrorKind.VALIDATION)
     data = json.dumps(row.payload, separators=(",", ":"), ensure_ascii=False)
     now = datetime.now(dt_timezone.utc)
     headers = {
@@ -176,7 +174,6 @@ def deliver(ctx: JobContext, *, delivery_id: str) -> dict[str, Any]:
         "webhook-id": row.id, "webhook-timestamp": str(int(now.timestamp())),
         "webhook-signature": Webhook(_secret_for(row)).sign(row.id, now, data),
     }
-    number = row.attempts.count() + 1
     try:
         answer = net.post(row.url, data.encode(), headers, timeout=settings.WEBHOOKS_TIMEOUT)
     except net.Refused as exc:
@@ -185,6 +182,9 @@ def deliver(ctx: JobContext, *, delivery_id: str) -> dict[str, Any]:
     except net.Unreachable as exc:
         _attempt(row, number, error=str(exc))
         raise JobError(f"webhook not delivered: {exc}", kind=ErrorKind.TIMEOUT if exc.timeout else ErrorKind.TRANSIENT) from exc
+    except BaseException as exc:  # the job's timeout or a cancel, inside the call: the attempt still counts
+        _attempt(row, number, error=f"interrupted: {type(exc).__name__}")
+        raise
     _attempt(row, number, answer=answer)
     if 200 <= answer.status < 300:
         Delivery.objects.filter(pk=row.pk).update(status=Delivery.Status.DELIVERED, delivered_at=timezone.now())
@@ -212,4 +212,4 @@ def record_outcome(change: JobChange) -> None:
         Delivery.objects.filter(pk=change.group_ref, status=Delivery.Status.FAILED).update(status=Delivery.Status.PENDING)
 
 
-__all__ = ["DELIVER", "EVENTS", "QUEUE", "body", "checked_url", "delete", "deliver", "deliveries", "endpoint", "endpoints", "record_outcome", "redeliver", "register", "rotate_secret", "send"]
+__all__ = ["DELIVER", "EVENTS", "QUEUE", "body", "checked_url", "delete", "deliver", "has_secret", "record_outcome", "redeliver", "register", "rotate_secret", "send"]

@@ -228,3 +228,50 @@ def test_metrics_all_shows_both_seed_4_queues(staff: Any) -> None:
     client.force_authenticate(staff)
     body = client.get("/v1/admin/queue/metrics/all").json()
     assert body["aiJobs"]["queue"] == "ai-jobs" and body["webhooks"]["queue"] == "webhooks"
+
+
+def test_an_idempotency_key_reused_for_another_request_is_409(client: APIClient) -> None:
+    first = create(client, "sentiment", text="hello", idempotencyKey="k-1")
+    assert create(client, "summarize", text="hello", idempotencyKey="k-1").status_code == 409
+    conflict = create(client, "sentiment", text="hello there", idempotencyKey="k-1")
+    assert conflict.status_code == 409 and conflict.json()["extra"]["jobId"] == first.json()["id"]
+    assert create(client, "sentiment", text="", idempotencyKey="k-1").status_code == 400  # bad input is refused, key or not
+    assert AiJob.objects.count() == 1
+
+
+def test_the_quota_counts_jobs_not_yet_run(client: APIClient, key: tuple[Any, str]) -> None:
+    from ai.models import KeyPolicy
+
+    KeyPolicy.objects.create(api_key=key[0], monthly_token_quota=tokens.count(POSITIVE) * 2)
+    assert [create(client, "sentiment", text=POSITIVE).status_code for _ in range(3)] == [201, 201, 402]  # two queued ones hold it all
+
+
+def test_a_job_webhook_url_needs_the_owners_secret_first(client: APIClient, settings: Any) -> None:
+    settings.WEBHOOKS_ALLOW_HTTP, settings.WEBHOOKS_ALLOWED_NETWORKS = True, ["127.0.0.0/8"]
+    refused = create(client, "sentiment", text="x", webhookUrl="http://127.0.0.1:9/hook")
+    assert refused.status_code == 400 and "POST /v1/webhooks/secret" in refused.json()["message"] and not AiJob.objects.exists()
+    client.post("/v1/webhooks/secret")
+    assert create(client, "sentiment", text="x", webhookUrl="http://127.0.0.1:9/hook").status_code == 201
+
+
+def test_an_operators_key_sees_its_own_jobs_on_v1(client: APIClient, staff: Any) -> None:
+    mine = create(client, "sentiment", text="alice's").json()
+    as_staff = bearer(create_api_key(user=staff)[1])
+    assert as_staff.get("/v1/jobs").json()["results"] == [] and as_staff.get(f"/v1/jobs/{mine['id']}").status_code == 404
+
+
+def test_usage_dates_at_the_edge_of_the_calendar(client: APIClient) -> None:
+    assert client.get("/v1/usage?to=0001-01-05").json()["from"] == "0001-01-01"
+    assert client.get("/v1/usage?from=9999-12-01&to=9999-12-31").json()["jobs"] == 0
+
+
+def test_redis_down_lets_v1_through_unmetered(client: APIClient, settings: Any) -> None:
+    from ai import metering
+
+    metering._limiter.cache_clear()
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"
+    try:
+        answer = client.get("/v1/jobs")
+    finally:
+        metering._limiter.cache_clear()
+    assert answer.status_code == 200 and "X-RateLimit-Limit" not in answer

@@ -216,3 +216,34 @@ def test_a_receiver_that_does_not_answer_in_time_is_retried_as_a_timeout(client:
     job = _one_delivery_job()
     (attempt,) = Delivery.objects.get().attempts.all()
     assert (job.status, job.error_kind, attempt.status_code) == ("delayed", "TIMEOUT", None) and "no answer within 0.3s" in attempt.error
+
+
+def test_a_deleted_endpoint_is_sent_nothing_more(client: APIClient, receiver: Receiver, burst: Callable[..., Any]) -> None:
+    endpoint = register(client, receiver.url)
+    client.post("/v1/jobs/sentiment", {"text": "fine"}, format="json")
+    burst("ai-jobs")  # the delivery is queued
+    assert client.delete(f"/v1/webhooks/{endpoint['id']}").status_code == 204
+    burst("webhooks")
+    delivery = Delivery.objects.get()
+    assert (delivery.status, receiver.received, delivery.attempts.get().error) == ("failed", [], "the endpoint was deleted")
+    client.post("/v1/jobs/sentiment", {"text": "later"}, format="json")
+    burst("ai-jobs")
+    assert Delivery.objects.count() == 1  # no delivery is made for it any more
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["2002:a9fe:a9fe::1", "2001:0:4136:e378:8000:63bf:f5ff:fffe", "fec0::1", "::ffff:169.254.169.254", "100.64.0.1", "::"],
+)
+def test_addresses_that_wrap_or_hide_inside_ones_are_refused(address: str) -> None:
+    import ipaddress
+
+    assert not net.allowed_address(ipaddress.ip_address(address))
+
+
+def test_allowed_networks_with_host_bits_and_urls_that_cannot_be_sent(client: APIClient, settings: Any, receiver: Receiver) -> None:
+    from config.env import read_env
+
+    assert read_env({"WEBHOOKS_ALLOWED_NETWORKS": "127.0.0.9/8"}).webhooks_allowed_networks == ["127.0.0.0/8"]
+    assert client.post("/v1/webhooks", {"url": receiver.url + "/caf\u00e9"}, format="json").status_code == 400
+    assert client.post("/v1/webhooks", {"url": "http://127.0.0.1:0/hook"}, format="json").status_code == 400
