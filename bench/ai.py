@@ -1,7 +1,8 @@
 """AI bench: seed 4's text jobs through /v1, 2 engine workers and webhooks, against the bare processors.
 
     DATABASE_URL=postgres://127.0.0.1:5432/h_bench_ai REDIS_URL=redis://127.0.0.1:6379/13 \
-        .venv/bin/python bench/ai.py [--sentiment 2000] [--summarize 500] [--clients 8] [--workers 2] [--quick]
+        .venv/bin/python bench/ai.py [--sentiment 2000] [--summarize 500] [--clients 8] [--workers 2] [--quick] \
+        [--web-conn-max-age 0]
 
 Texts: --sentiment + --summarize English texts of about 2 KB (paragraphs of 3-6 sentences), composed
 from sentence templates with a seeded random generator (--seed); no two are alike. --quick: 100 + 20.
@@ -25,7 +26,12 @@ from sentence templates with a seeded random generator (--seed); no two are alik
       CPU ms per job of the web server, the workers, this process (clients and receiver),
       PostgreSQL (its backends that exited during the phase included, from the postmaster's
       children times), Redis and the rest of the machine (/proc), over each phase, and the new
-      PostgreSQL connections per job (pg_stat_database.sessions).
+      PostgreSQL connections per job (pg_stat_database.sessions) and the most the web server held
+      open at once. --web-conn-max-age runs the web server (only) with that CONN_MAX_AGE, through a
+      settings module written in a temporary folder: a request of an ASGI server runs in a thread of
+      its own, so a connection kept for reuse (600 s as configured) is never reused, and is closed
+      only when Python's garbage collector gets to it; under sustained load PostgreSQL can then
+      refuse connections (max_connections).
 Ratio: system jobs/s (all workers) / bare jobs/s (one process). Settings are production-like
 (DEBUG=false); the per-key rate limit is lifted (AI_RATE_LIMIT_PER_MINUTE) and webhooks may go to
 http://127.0.0.1 (WEBHOOKS_ALLOW_HTTP, WEBHOOKS_ALLOWED_NETWORKS). The bench owns its database
@@ -39,8 +45,10 @@ import argparse
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -55,7 +63,7 @@ for _path in (HERE, HERE.parent):  # bench/ for bench/files.py's `engine`, then 
     sys.path.insert(0, str(_path))
 
 from bench import files as files_bench  # noqa: E402
-from bench.engine import _ts, free_port, output, percentile, port_open, setup_django, wait_until  # noqa: E402
+from bench.engine import _ts, bench_env, free_port, output, percentile, port_open, setup_django, wait_until  # noqa: E402
 from bench.files import CpuWatch, Posted, halt, spawn  # noqa: E402
 
 QUEUES = ("ai-jobs", "webhooks")
@@ -238,10 +246,20 @@ def receiver(received: Received) -> ThreadingHTTPServer:
 # -- processes ------------------------------------------------------------------------------------
 
 
-def start_server(port: int) -> subprocess.Popen[bytes]:
+def web_settings(folder: Path, conn_max_age: int) -> dict[str, str]:
+    """The environment of a web server whose database connections live `conn_max_age` seconds (a module in `folder`)."""
+    (folder / "bench_ai_web_settings.py").write_text(
+        '"""config.settings with the web server\'s CONN_MAX_AGE set by bench/ai.py --web-conn-max-age."""\n'
+        "from config.settings import *  # noqa: F403\n\n"
+        f'DATABASES["default"]["CONN_MAX_AGE"] = {conn_max_age:d}  # noqa: F405\n'
+    )
+    return {"DJANGO_SETTINGS_MODULE": "bench_ai_web_settings", "PYTHONPATH": os.pathsep.join([str(folder), bench_env()["PYTHONPATH"]])}
+
+
+def start_server(port: int, extra: dict[str, str]) -> subprocess.Popen[bytes]:
     from launcher import web
 
-    server = spawn(web.command("127.0.0.1", port, access_log=False), AI_ENV)
+    server = spawn(web.command("127.0.0.1", port, access_log=False), {**AI_ENV, **extra})
     wait_until(lambda: port_open(port) or server.poll() is not None, 30, "the web server")
     if server.poll() is not None:
         raise RuntimeError(f"the web server exited:\n{output(server)}")
@@ -473,19 +491,68 @@ def cpu_figures(watch: CpuWatch, exited: float, sessions: int, n: int) -> dict[s
     return fig
 
 
+def pg_connections(pid: int, port: int) -> int:
+    """Established TCP connections of process `pid` to `port` (Linux /proc; 0 where unavailable)."""
+    remote = f":{port:04X}"
+    inodes: set[str] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        inodes |= {f"socket:[{f[9]}]" for f in map(str.split, lines) if f[2].endswith(remote) and f[3] == "01"}
+    n = 0
+    for fd in Path(f"/proc/{pid}/fd").glob("*"):
+        try:
+            n += os.readlink(fd) in inodes
+        except OSError:
+            continue  # closed meanwhile
+    return n
+
+
+class Peak(threading.Thread):
+    """The highest value of `probe()`, sampled every `every` seconds until stop()."""
+
+    def __init__(self, probe: Callable[[], int], every: float = 0.5) -> None:
+        super().__init__(name="bench-ai-peak", daemon=True)
+        self.probe, self.every, self.peak = probe, every, 0
+        self.done = threading.Event()
+        self.start()
+
+    def run(self) -> None:
+        while not self.done.wait(self.every):
+            self.peak = max(self.peak, self.probe())
+
+    def stop(self) -> int:
+        self.done.set()
+        self.join()
+        return self.peak
+
+
+def pg_port() -> int:
+    from django.db import connection
+
+    return int(connection.settings_dict.get("PORT") or 5432)
+
+
 def phase(system: System, kind: str, batch: list[str], clients: int) -> dict[str, Any]:
     """Post the batch, wait until every job has succeeded and its webhook is delivered; the figures, CPU per job included."""
     from django.utils import timezone
 
     since, sessions, exited = timezone.now(), pg_sessions(), postgres_exited_cpu()
     watch = CpuWatch(system.server, system.workers)
-    posted = system.post(kind, batch, clients)
-    ids = [str(b["id"]) for b in posted.bodies]
-    wait_done(system, since, len(ids), timeout=max(120.0, len(batch) * 0.5))
+    port, pid = pg_port(), system.server.pid
+    peak = Peak(lambda: pg_connections(pid, port))
+    try:
+        posted = system.post(kind, batch, clients)
+        ids = [str(b["id"]) for b in posted.bodies]
+        wait_done(system, since, len(ids), timeout=max(120.0, len(batch) * 0.5))
+    finally:
+        web_connections = peak.stop()
     cpu = cpu_figures(watch, exited, sessions, len(ids))
     jobs = job_figures(posted)
     last_job = jobs.pop("last_completed")
-    return {**jobs, **delivery_figures(system, ids, last_job), **cpu}
+    return {**jobs, **delivery_figures(system, ids, last_job), **cpu, "web_pg_connections_peak": web_connections}
 
 
 def warm_up(system: System, batch: list[str]) -> None:
@@ -498,7 +565,7 @@ def warm_up(system: System, batch: list[str]) -> None:
     wait_done(system, since, WARMUP * len(KINDS), timeout=120)
 
 
-def start_system(args: argparse.Namespace, received: Received, hook_port: int) -> System:
+def start_system(args: argparse.Namespace, received: Received, hook_port: int, folder: Path) -> System:
     """The bench user and key, the web server, the receiver registered as the key's endpoint, and the workers."""
     from django.contrib.auth import get_user_model
 
@@ -507,7 +574,7 @@ def start_system(args: argparse.Namespace, received: Received, hook_port: int) -
     user = get_user_model().objects.create_user(USER)
     api_key = create_api_key(user=user, name="bench")[1]
     port = free_port()
-    server = start_server(port)
+    server = start_server(port, web_settings(folder, args.web_conn_max_age) if args.web_conn_max_age is not None else {})
     base = f"http://127.0.0.1:{port}"
     try:
         received.secret = register_receiver(base, api_key, f"http://127.0.0.1:{hook_port}/hook")
@@ -545,7 +612,8 @@ def report_phase(kind: str, f: dict[str, Any], args: argparse.Namespace) -> None
     row("receiver: POSTs, duplicates, missing", f"{f['received']}, {f['duplicates']}, {f['missing']}", f"bad signatures {f['bad_signatures']}")
     parts = ", ".join(f"{name} {f[f'cpu_{name}_ms']:.1f}" for name in CPU_PARTS.values())
     print(f"    CPU ms/job: {parts}; total {f['cpu_total_ms']:.1f} ({f['machine_busy']:.0%} busy)")
-    print(f"      PostgreSQL backends that exited: {f['cpu_postgresql_exited_ms']:.1f} ms/job of it; new PostgreSQL connections per job {f['pg_sessions_per_job']:.2f}", flush=True)
+    print(f"      PostgreSQL backends that exited: {f['cpu_postgresql_exited_ms']:.1f} ms/job of it; new PostgreSQL connections per job {f['pg_sessions_per_job']:.2f}")
+    print(f"      the web server's open PostgreSQL connections, peak: {f['web_pg_connections_peak']}", flush=True)
 
 
 def report_total(result: dict[str, Any]) -> None:
@@ -562,6 +630,7 @@ def clean(conn: Any) -> None:
     from django.contrib.auth import get_user_model
     from django.db import connection as db
 
+    from ai.models import UsageDay
     from jobs.engine import broker, priority
     from jobs.models import HookDelivery, Job, QueueCount, WorkerHeartbeat
 
@@ -571,6 +640,7 @@ def clean(conn: Any) -> None:
     HookDelivery.objects.filter(job_id__in=ids).delete()
     Job.objects.filter(queue__in=QUEUES).delete()
     QueueCount.objects.filter(queue__in=QUEUES).delete()
+    UsageDay.objects.filter(owner__username=USER).delete()  # it protects the key
     get_user_model().objects.filter(username=USER).delete()
     WorkerHeartbeat.objects.filter(name__startswith=WORKER_PREFIX).delete()
     keys: list[Any] = [f"rq:job:{i}" for i in ids]
@@ -587,6 +657,16 @@ def clean(conn: Any) -> None:
 # -- main -----------------------------------------------------------------------------------------
 
 
+def show_logs() -> None:
+    """What the web server and the workers said, for a failure's cause."""
+    for proc in files_bench._procs:
+        said = output(proc)
+        name = " ".join(map(str, proc.args[1:5])) if isinstance(proc.args, list) else str(proc.args)
+        print(f"--- {name}:\n{said}", file=sys.stderr)
+        if "too many clients" in said:
+            print("--- PostgreSQL refused connections (max_connections): see bench/README.md on --web-conn-max-age", file=sys.stderr)
+
+
 def parse() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0] if __doc__ else None)
     p.add_argument("--sentiment", type=int, default=2000, help="sentiment jobs")
@@ -594,6 +674,10 @@ def parse() -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=8, help="client threads posting the jobs")
     p.add_argument("--workers", type=int, default=2, help="engine worker processes")
     p.add_argument("--seed", type=int, default=4, help="of the texts")
+    p.add_argument(
+        "--web-conn-max-age", type=int, default=None, metavar="SECONDS",
+        help="run the web server with this CONN_MAX_AGE (default: as configured, 600); 0 closes each request's connection at its end",
+    )
     p.add_argument("--quick", action="store_true", help="a short try: --sentiment 100 --summarize 20")
     args = p.parse_args()
     if args.quick:
@@ -604,9 +688,7 @@ def parse() -> argparse.Namespace:
 
 
 def totals(result: dict[str, Any]) -> None:
-    """Ratios per kind and over all jobs (system time: the two phases' first POST -> last SUCCEEDED)."""
-    for kind in KINDS:
-        result[kind]["ratio_vs_bare"] = round(result[kind]["jobs_s"] / result["bare"][kind]["jobs_s"], 3)
+    """jobs/s and their ratio over all jobs (system time: the two phases' first POST -> last SUCCEEDED)."""
     n = sum(result[kind]["jobs"] for kind in KINDS)
     result["bare_jobs_s"] = round(n / sum(result["bare"][kind]["s"] for kind in KINDS), 2)
     result["system_jobs_s"] = round(n / sum(result[kind]["s"] for kind in KINDS), 2)
@@ -625,24 +707,31 @@ def main() -> None:
     batches = {"sentiment": corpus[: args.sentiment], "summarize": corpus[args.sentiment : args.sentiment + args.summarize]}
     result: dict[str, Any] = {"sentiment_jobs": args.sentiment, "summarize_jobs": args.summarize, "clients": args.clients, "workers": args.workers, "cpus": os.cpu_count()}
     result["text_chars_avg"] = round(sum(map(len, corpus)) / len(corpus))
+    result["web_conn_max_age"] = args.web_conn_max_age  # None: as configured
+    web = "" if args.web_conn_max_age is None else f", CONN_MAX_AGE={args.web_conn_max_age}"
     print(f"jobconsole AI bench: {args.sentiment} sentiment + {args.summarize} summarize jobs, texts of {result['text_chars_avg']} characters on average, "
-          f"{args.clients} clients, web server (uvicorn, 1 process) + {args.workers} engine workers, {os.cpu_count()} CPUs", flush=True)
+          f"{args.clients} clients, web server (uvicorn, 1 process{web}) + {args.workers} engine workers, {os.cpu_count()} CPUs", flush=True)
     result["bare"] = {kind: bare(kind, batches[kind]) for kind in KINDS}
     report_bare(result["bare"], batches)
     received = Received()
     hooks = receiver(received)
+    folder = Path(tempfile.mkdtemp(prefix="bench-ai-"))
     try:
-        system = start_system(args, received, hooks.server_address[1])
+        system = start_system(args, received, hooks.server_address[1], folder)
         warm_up(system, corpus[args.sentiment + args.summarize :])
         for kind in KINDS:
             result[kind] = phase(system, kind, batches[kind], args.clients)
             result[kind]["ratio_vs_bare"] = round(result[kind]["jobs_s"] / result["bare"][kind]["jobs_s"], 3)
             report_phase(kind, result[kind], args)
+    except BaseException:
+        show_logs()
+        raise
     finally:
         for proc in list(files_bench._procs):
             halt(proc)
         hooks.shutdown()
         clean(conn)
+        shutil.rmtree(folder, ignore_errors=True)
     totals(result)
     report_total(result)
     print()

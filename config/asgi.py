@@ -6,9 +6,15 @@ holds it in memory (a 100 MB upload raised daphne's peak memory by about 1.2 GB;
 """
 import os
 
+from django.conf import settings
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+if not settings.configured:
+    # Served over ASGI, Django runs each request's synchronous view on a thread of its own: a
+    # persistent connection per thread would outlive its thread unclosed until PostgreSQL runs out
+    # of connections. The web server takes its connections from a pool instead (DATABASE_POOL).
+    os.environ.setdefault("DATABASE_POOL", "10")
 django_asgi_app = get_asgi_application()
 
 from channels.routing import ProtocolTypeRouter  # noqa: E402

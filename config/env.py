@@ -199,6 +199,7 @@ class Env:
     admin_password: str = field(default="", repr=False)
     port: int = 8000
     web_processes: int = 1
+    database_pool: int = 0
     fault_point: str = ""
     db_retry: float = 30.0
 
@@ -285,6 +286,7 @@ def read_env(env: Mapping[str, str] | None = None) -> Env:
         admin_password=env.get("ADMIN_PASSWORD", ""),
         port=_port(env, "PORT", 8000),
         web_processes=_processes(env, "WEB_PROCESSES", 1),
+        database_pool=_whole(env, "DATABASE_POOL", 0, high=1000),
         fault_point=env.get("JOBS_FAULT_POINT", "").strip(),
         db_retry=_float(env, "JOBS_DB_RETRY", 30.0),
         **_storage(env),

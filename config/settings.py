@@ -82,6 +82,13 @@ if _db["ENGINE"] == "django.db.backends.sqlite3":
         "timeout": 20,
     }
     _db["CONN_MAX_AGE"] = 0
+elif ENV.database_pool:
+    # A pool of at most DATABASE_POOL connections (the web server sets it: config/asgi.py says why);
+    # Django's pool checks each connection as it is taken. Workers and the scheduler keep one
+    # persistent connection each.
+    _db["CONN_MAX_AGE"] = 0
+    _db["CONN_HEALTH_CHECKS"] = True
+    _db["OPTIONS"] = {**_db.get("OPTIONS", {}), "pool": {"min_size": 1, "max_size": ENV.database_pool, "timeout": 10}}
 DATABASES = {"default": _db}
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 

@@ -39,6 +39,8 @@ FORWARD = "event.forward"
 #: Events waiting to be sent in one process; beyond this new ones are dropped (and logged).
 MAX_PENDING = 10_000
 _STAGE_CACHE_SIZE = 4096
+#: Seconds the sender keeps its database connection after its last read: one per burst of jobs, not one per job.
+IDLE_CLOSE = 1.0
 
 
 @dataclass(frozen=True)
@@ -141,7 +143,12 @@ class _Sender:
         loop = asyncio.new_event_loop()
         layer = get_channel_layer()
         while True:
-            item = self.pending.get()
+            try:
+                item = self.pending.get(timeout=IDLE_CLOSE if self.used_db else None)
+            except queue.Empty:
+                connection.close()  # idle a while: hold no database session (tests drop their database)
+                self.used_db = False
+                continue
             try:
                 event = item.event
                 if item.change is not None:
@@ -154,9 +161,6 @@ class _Sender:
                 log.warning("events: could not send %s to %s", item.event.get("type"), ", ".join(item.groups), exc_info=True)
             finally:
                 self.pending.task_done()
-            if self.used_db and self.pending.empty():
-                connection.close()  # idle: hold no database session (tests drop their database)
-                self.used_db = False
 
     @staticmethod
     async def _send(layer: Any, groups: tuple[str, ...], event: dict[str, Any]) -> None:
