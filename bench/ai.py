@@ -1,8 +1,7 @@
 """AI bench: seed 4's text jobs through /v1, 2 engine workers and webhooks, against the bare processors.
 
     DATABASE_URL=postgres://127.0.0.1:5432/h_bench_ai REDIS_URL=redis://127.0.0.1:6379/13 \
-        .venv/bin/python bench/ai.py [--sentiment 2000] [--summarize 500] [--clients 8] [--workers 2] [--quick] \
-        [--web-conn-max-age 0]
+        .venv/bin/python bench/ai.py [--sentiment 2000] [--summarize 500] [--clients 8] [--workers 2] [--quick]
 
 Texts: --sentiment + --summarize English texts of about 2 KB (paragraphs of 3-6 sentences), composed
 from sentence templates with a seeded random generator (--seed); no two are alike. --quick: 100 + 20.
@@ -27,11 +26,7 @@ from sentence templates with a seeded random generator (--seed); no two are alik
       PostgreSQL (its backends that exited during the phase included, from the postmaster's
       children times), Redis and the rest of the machine (/proc), over each phase, and the new
       PostgreSQL connections per job (pg_stat_database.sessions) and the most the web server held
-      open at once. --web-conn-max-age runs the web server (only) with that CONN_MAX_AGE, through a
-      settings module written in a temporary folder: a request of an ASGI server runs in a thread of
-      its own, so a connection kept for reuse (600 s as configured) is never reused, and is closed
-      only when Python's garbage collector gets to it; under sustained load PostgreSQL can then
-      refuse connections (max_connections).
+      open at once (it takes them from its pool, config/asgi.py).
 Ratio: system jobs/s (all workers) / bare jobs/s (one process). Settings are production-like
 (DEBUG=false); the per-key rate limit is lifted (AI_RATE_LIMIT_PER_MINUTE) and webhooks may go to
 http://127.0.0.1 (WEBHOOKS_ALLOW_HTTP, WEBHOOKS_ALLOWED_NETWORKS). The bench owns its database
@@ -45,10 +40,8 @@ import argparse
 import json
 import os
 import random
-import shutil
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -63,7 +56,7 @@ for _path in (HERE, HERE.parent):  # bench/ for bench/files.py's `engine`, then 
     sys.path.insert(0, str(_path))
 
 from bench import files as files_bench  # noqa: E402
-from bench.engine import _ts, bench_env, free_port, output, percentile, port_open, setup_django, wait_until  # noqa: E402
+from bench.engine import _ts, free_port, output, percentile, port_open, setup_django, wait_until  # noqa: E402
 from bench.files import CpuWatch, Posted, halt, spawn  # noqa: E402
 
 QUEUES = ("ai-jobs", "webhooks")
@@ -246,20 +239,10 @@ def receiver(received: Received) -> ThreadingHTTPServer:
 # -- processes ------------------------------------------------------------------------------------
 
 
-def web_settings(folder: Path, conn_max_age: int) -> dict[str, str]:
-    """The environment of a web server whose database connections live `conn_max_age` seconds (a module in `folder`)."""
-    (folder / "bench_ai_web_settings.py").write_text(
-        '"""config.settings with the web server\'s CONN_MAX_AGE set by bench/ai.py --web-conn-max-age."""\n'
-        "from config.settings import *  # noqa: F403\n\n"
-        f'DATABASES["default"]["CONN_MAX_AGE"] = {conn_max_age:d}  # noqa: F405\n'
-    )
-    return {"DJANGO_SETTINGS_MODULE": "bench_ai_web_settings", "PYTHONPATH": os.pathsep.join([str(folder), bench_env()["PYTHONPATH"]])}
-
-
-def start_server(port: int, extra: dict[str, str]) -> subprocess.Popen[bytes]:
+def start_server(port: int) -> subprocess.Popen[bytes]:
     from launcher import web
 
-    server = spawn(web.command("127.0.0.1", port, access_log=False), {**AI_ENV, **extra})
+    server = spawn(web.command("127.0.0.1", port, access_log=False), AI_ENV)
     wait_until(lambda: port_open(port) or server.poll() is not None, 30, "the web server")
     if server.poll() is not None:
         raise RuntimeError(f"the web server exited:\n{output(server)}")
@@ -565,7 +548,7 @@ def warm_up(system: System, batch: list[str]) -> None:
     wait_done(system, since, WARMUP * len(KINDS), timeout=120)
 
 
-def start_system(args: argparse.Namespace, received: Received, hook_port: int, folder: Path) -> System:
+def start_system(args: argparse.Namespace, received: Received, hook_port: int) -> System:
     """The bench user and key, the web server, the receiver registered as the key's endpoint, and the workers."""
     from django.contrib.auth import get_user_model
 
@@ -574,7 +557,7 @@ def start_system(args: argparse.Namespace, received: Received, hook_port: int, f
     user = get_user_model().objects.create_user(USER)
     api_key = create_api_key(user=user, name="bench")[1]
     port = free_port()
-    server = start_server(port, web_settings(folder, args.web_conn_max_age) if args.web_conn_max_age is not None else {})
+    server = start_server(port)
     base = f"http://127.0.0.1:{port}"
     try:
         received.secret = register_receiver(base, api_key, f"http://127.0.0.1:{hook_port}/hook")
@@ -663,8 +646,6 @@ def show_logs() -> None:
         said = output(proc)
         name = " ".join(map(str, proc.args[1:5])) if isinstance(proc.args, list) else str(proc.args)
         print(f"--- {name}:\n{said}", file=sys.stderr)
-        if "too many clients" in said:
-            print("--- PostgreSQL refused connections (max_connections): see bench/README.md on --web-conn-max-age", file=sys.stderr)
 
 
 def parse() -> argparse.Namespace:
@@ -674,10 +655,6 @@ def parse() -> argparse.Namespace:
     p.add_argument("--clients", type=int, default=8, help="client threads posting the jobs")
     p.add_argument("--workers", type=int, default=2, help="engine worker processes")
     p.add_argument("--seed", type=int, default=4, help="of the texts")
-    p.add_argument(
-        "--web-conn-max-age", type=int, default=None, metavar="SECONDS",
-        help="run the web server with this CONN_MAX_AGE (default: as configured, 600); 0 closes each request's connection at its end",
-    )
     p.add_argument("--quick", action="store_true", help="a short try: --sentiment 100 --summarize 20")
     args = p.parse_args()
     if args.quick:
@@ -707,17 +684,14 @@ def main() -> None:
     batches = {"sentiment": corpus[: args.sentiment], "summarize": corpus[args.sentiment : args.sentiment + args.summarize]}
     result: dict[str, Any] = {"sentiment_jobs": args.sentiment, "summarize_jobs": args.summarize, "clients": args.clients, "workers": args.workers, "cpus": os.cpu_count()}
     result["text_chars_avg"] = round(sum(map(len, corpus)) / len(corpus))
-    result["web_conn_max_age"] = args.web_conn_max_age  # None: as configured
-    web = "" if args.web_conn_max_age is None else f", CONN_MAX_AGE={args.web_conn_max_age}"
     print(f"jobconsole AI bench: {args.sentiment} sentiment + {args.summarize} summarize jobs, texts of {result['text_chars_avg']} characters on average, "
-          f"{args.clients} clients, web server (uvicorn, 1 process{web}) + {args.workers} engine workers, {os.cpu_count()} CPUs", flush=True)
+          f"{args.clients} clients, web server (uvicorn, 1 process) + {args.workers} engine workers, {os.cpu_count()} CPUs", flush=True)
     result["bare"] = {kind: bare(kind, batches[kind]) for kind in KINDS}
     report_bare(result["bare"], batches)
     received = Received()
     hooks = receiver(received)
-    folder = Path(tempfile.mkdtemp(prefix="bench-ai-"))
     try:
-        system = start_system(args, received, hooks.server_address[1], folder)
+        system = start_system(args, received, hooks.server_address[1])
         warm_up(system, corpus[args.sentiment + args.summarize :])
         for kind in KINDS:
             result[kind] = phase(system, kind, batches[kind], args.clients)
@@ -731,7 +705,6 @@ def main() -> None:
             halt(proc)
         hooks.shutdown()
         clean(conn)
-        shutil.rmtree(folder, ignore_errors=True)
     totals(result)
     report_total(result)
     print()
