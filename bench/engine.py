@@ -42,7 +42,10 @@ ROOT = Path(__file__).resolve().parent.parent
 QUEUE = "bench"
 RQ_QUEUE = "bench-rq"
 NOOP = "jobs.samples.noop"
-TARGETS = {"engine_vs_rq_simple": 1.0, "engine_vs_rq_fork": 4.0, "enqueue_s": 2.0, "latency_p50_ms": 3.0, "latency_p95_ms": 10.0}
+TARGETS = {
+    "engine_vs_rq_simple": 1.0, "engine_vs_rq_fork": 4.0, "enqueue_s": 2.0, "latency_p50_ms": 3.0, "latency_p95_ms": 10.0,
+    "engine_vs_celery_solo": 1.0, "engine_vs_dramatiq": 1.0,  # the second: issue 11's moonshot
+}
 
 _children: list[subprocess.Popen[bytes]] = []
 
@@ -353,8 +356,16 @@ def report(fig: dict[str, Any], args: argparse.Namespace) -> None:
     row("engine, 2 worker processes (PostgreSQL)", fig["engine_2proc_jobs_s"], "jobs/s")
     row("plain RQ SimpleWorker, 1 process, no DB", fig["rq_simple_jobs_s"], "jobs/s")
     row(f"plain RQ Worker (forking), {args.fork_jobs} jobs, no DB", fig["rq_fork_jobs_s"], "jobs/s")
+    row("Celery solo pool, 1 process, no DB (bench/peers.py)", fig["celery_solo_jobs_s"], "jobs/s")
+    row("Celery solo pool, 2 processes", fig["celery_solo_2proc_jobs_s"], "jobs/s")
+    row("Dramatiq, 1 process of 8 threads, no DB", fig["dramatiq_8threads_jobs_s"], "jobs/s")
+    row("Dramatiq, 2 processes of 8 threads", fig["dramatiq_2proc_8threads_jobs_s"], "jobs/s")
     print("  ratios")
     r1, r2 = fig["ratio_engine_vs_rq_simple"], fig["ratio_engine_vs_rq_fork"]
+    rc, rd = fig["ratio_engine_vs_celery_solo"], fig["ratio_engine_vs_dramatiq"]
+    row("engine 1 proc / Celery solo", rc, "x", f"target >= {t['engine_vs_celery_solo']:.1f}  {mark(rc >= t['engine_vs_celery_solo'])}")
+    row("engine 1 proc / Dramatiq 8 threads", rd, "x", f"moonshot >= {t['engine_vs_dramatiq']:.1f}  {mark(rd >= t['engine_vs_dramatiq'])}")
+    row("engine 2 procs / Celery solo 2 procs", fig["ratio_engine_2proc_vs_celery_2proc"], "x")
     row("engine 1 proc / RQ SimpleWorker", r1, "x", f"target >= {t['engine_vs_rq_simple']:.1f}  {mark(r1 >= t['engine_vs_rq_simple'])}")
     row("engine 1 proc / RQ Worker (forking)", r2, "x", f"target >= {t['engine_vs_rq_fork']:.1f}  {mark(r2 >= t['engine_vs_rq_fork'])}")
     row("engine 2 procs / engine 1 proc", fig["ratio_engine_2proc_vs_1proc"], "x", "(2 cores shared with PostgreSQL and Redis)")
@@ -409,6 +420,7 @@ def main() -> None:
     parser.add_argument("--warmup", type=int, default=50, help="paced jobs before each latency run, not counted (default 50)")
     parser.add_argument("--repeat", type=int, default=1, help="runs of every measurement; figures are medians (default 1)")
     parser.add_argument("--rq-db", type=int, default=9, help="Redis DB for plain RQ, used by nothing else (default 9)")
+    parser.add_argument("--peers-db", type=int, default=8, help="Redis DB for Celery and Dramatiq (bench/peers.py), used by nothing else (default 8)")
     parser.add_argument("--only", choices=["engine", "latency"], help="run one part (for profiling)")
     parser.add_argument("--rq-worker", choices=["simple", "fork"], help=argparse.SUPPRESS)
     parser.add_argument("--rq-url", help=argparse.SUPPRESS)
@@ -434,7 +446,12 @@ def main() -> None:
     if foreign:
         sys.exit(f"Redis DB {args.rq_db} holds keys that are not RQ's ({foreign}); pick an unused --rq-db")
 
-    runs: dict[str, list[dict[str, float]]] = {k: [] for k in ("e1", "e2", "rs", "rf", "le", "lr")}
+    import peers
+
+    peers_redis_url = peers.peers_url(os.environ["REDIS_URL"], args.peers_db)
+    if args.peers_db in (args.rq_db, engine_redis.connection_pool.connection_kwargs.get("db")):
+        sys.exit("--peers-db must differ from --rq-db and REDIS_URL's database")
+    runs: dict[str, list[dict[str, float]]] = {k: [] for k in ("e1", "e2", "rs", "rf", "le", "lr", "c1", "c2", "d1", "d2")}
     try:
         clean_engine(engine_redis)
         clean_rq(rq_redis)
@@ -450,6 +467,14 @@ def main() -> None:
                 print(f"  rq simple: {runs['rs'][-1]}", file=sys.stderr, flush=True)
                 runs["rf"].append(rq_throughput(rq_redis_url, args.fork_jobs, "fork"))
                 print(f"  rq fork: {runs['rf'][-1]}", file=sys.stderr, flush=True)
+                for key, run in (
+                    ("c1", lambda: peers.celery_throughput(peers_redis_url, args.jobs)),
+                    ("c2", lambda: peers.celery_throughput(peers_redis_url, args.jobs, processes=2)),
+                    ("d1", lambda: peers.dramatiq_throughput(peers_redis_url, args.jobs)),
+                    ("d2", lambda: peers.dramatiq_throughput(peers_redis_url, args.jobs, processes=2)),
+                ):
+                    runs[key].append(run())
+                    print(f"  {key}: {runs[key][-1]}", file=sys.stderr, flush=True)
             if args.only in (None, "latency"):
                 runs["le"].append(engine_latency(args.latency_jobs, args.rate, args.warmup))
                 clean_engine(engine_redis)
@@ -464,7 +489,7 @@ def main() -> None:
         clean_rq(rq_redis)
     if args.only:
         return
-    e1, e2, rs, rf, le, lr = (median_of(runs[k]) for k in ("e1", "e2", "rs", "rf", "le", "lr"))
+    e1, e2, rs, rf, le, lr, c1, c2, d1, d2 = (median_of(runs[k]) for k in ("e1", "e2", "rs", "rf", "le", "lr", "c1", "c2", "d1", "d2"))
     fig: dict[str, Any] = {
         "jobs": args.jobs,
         "fork_jobs": args.fork_jobs,
@@ -477,6 +502,13 @@ def main() -> None:
         "ratio_engine_vs_rq_simple": e1["jobs_s"] / rs["jobs_s"],
         "ratio_engine_vs_rq_fork": e1["jobs_s"] / rf["jobs_s"],
         "ratio_engine_2proc_vs_1proc": e2["jobs_s"] / e1["jobs_s"],
+        "celery_solo_jobs_s": c1["jobs_s"],
+        "celery_solo_2proc_jobs_s": c2["jobs_s"],
+        "dramatiq_8threads_jobs_s": d1["jobs_s"],
+        "dramatiq_2proc_8threads_jobs_s": d2["jobs_s"],
+        "ratio_engine_vs_celery_solo": e1["jobs_s"] / c1["jobs_s"],
+        "ratio_engine_vs_dramatiq": e1["jobs_s"] / d1["jobs_s"],
+        "ratio_engine_2proc_vs_celery_2proc": e2["jobs_s"] / c2["jobs_s"],
         "engine_enqueue_many_s": statistics.median([r["enqueue_s"] for r in runs["e1"] + runs["e2"]]),
         "rq_enqueue_many_s": rs["enqueue_s"],
         "latency_rate": args.rate,
