@@ -610,31 +610,12 @@ def report_total(result: dict[str, Any]) -> None:
 
 def clean(conn: Any) -> None:
     """Delete the bench user (key, AI jobs, usage, endpoint, deliveries), the queues' jobs, events and counts, its workers and Redis keys."""
-    from django.contrib.auth import get_user_model
-    from django.db import connection as db
-
     from ai.models import UsageDay
-    from jobs.engine import broker, priority
-    from jobs.models import HookDelivery, Job, QueueCount, WorkerHeartbeat
 
-    ids = list(Job.objects.filter(queue__in=QUEUES).values_list("id", flat=True))
-    with db.cursor() as cur:
-        cur.execute("DELETE FROM jobs_jobevent WHERE queue = ANY(%s)", [list(QUEUES)])
-    HookDelivery.objects.filter(job_id__in=ids).delete()
-    Job.objects.filter(queue__in=QUEUES).delete()
-    QueueCount.objects.filter(queue__in=QUEUES).delete()
-    UsageDay.objects.filter(owner__username=USER).delete()  # it protects the key
-    get_user_model().objects.filter(username=USER).delete()
-    WorkerHeartbeat.objects.filter(name__startswith=WORKER_PREFIX).delete()
-    keys: list[Any] = [f"rq:job:{i}" for i in ids]
-    for pattern in (*(f"rq:*{q}*" for q in QUEUES), f"rq:*{WORKER_PREFIX}*", "LIMITS*/ai/*", "asgi*"):
-        keys += list(conn.scan_iter(match=pattern, count=1000))
-    for i in range(0, len(keys), 1000):
-        conn.delete(*keys[i : i + 1000])
-    conn.srem("rq:queues", *[broker.rq_key(q, lv) for q in QUEUES for lv in priority.LEVELS])
-    names = [m for m in conn.smembers("rq:workers") if WORKER_PREFIX.encode() in m]
-    if names:
-        conn.srem("rq:workers", *names)
+    files_bench.clean_bench(
+        conn, QUEUES, user=USER, worker_prefix=WORKER_PREFIX, redis_patterns=(*(f"rq:*{q}*" for q in QUEUES), "LIMITS*/ai/*"),
+        first=lambda: UsageDay.objects.filter(owner__username=USER).delete(),  # it protects the key
+    )
 
 
 # -- main -----------------------------------------------------------------------------------------

@@ -525,28 +525,36 @@ def report(kind: str, fig: dict[str, Any], args: argparse.Namespace) -> None:
 
 def clean(conn: Any) -> None:
     """Delete the file queues' jobs, events and counts, the bench user (its files and API key), its workers' rows and Redis keys."""
+    clean_bench(conn, FILE_QUEUES, user=USER, worker_prefix=WORKER_PREFIX, redis_patterns=("rq:*file-*", "LIMITS*file-*"))
+
+
+def clean_bench(conn: Any, queues: tuple[str, ...], *, user: str, worker_prefix: str, redis_patterns: tuple[str, ...], first: Any = None) -> None:
+    """What a bench of the web server and workers leaves: the queues' jobs, events and counts, the bench user
+    (and what cascades from it; `first()` deletes what protects it), its workers' rows, and the Redis keys of
+    its jobs, workers, `redis_patterns` and the channel layer."""
     from django.contrib.auth import get_user_model
     from django.db import connection as db
 
     from jobs.engine import broker, priority
     from jobs.models import HookDelivery, Job, QueueCount, WorkerHeartbeat
 
-    ids = list(Job.objects.filter(queue__in=FILE_QUEUES).values_list("id", flat=True))
+    ids = list(Job.objects.filter(queue__in=queues).values_list("id", flat=True))
     with db.cursor() as cur:
-        cur.execute("DELETE FROM jobs_jobevent WHERE queue = ANY(%s)", [list(FILE_QUEUES)])
+        cur.execute("DELETE FROM jobs_jobevent WHERE queue = ANY(%s)", [list(queues)])
     HookDelivery.objects.filter(job_id__in=ids).delete()
-    Job.objects.filter(queue__in=FILE_QUEUES).delete()
-    QueueCount.objects.filter(queue__in=FILE_QUEUES).delete()
-    get_user_model().objects.filter(username=USER).delete()
-    WorkerHeartbeat.objects.filter(name__startswith=WORKER_PREFIX).delete()
-    keys: list[Any] = []
-    for pattern in ("rq:*file-*", f"rq:*{WORKER_PREFIX}*", "LIMITS*file-*", "asgi*"):
+    Job.objects.filter(queue__in=queues).delete()
+    QueueCount.objects.filter(queue__in=queues).delete()
+    if first is not None:
+        first()
+    get_user_model().objects.filter(username=user).delete()
+    WorkerHeartbeat.objects.filter(name__startswith=worker_prefix).delete()
+    keys: list[Any] = [f"rq:job:{i}" for i in ids]
+    for pattern in (*redis_patterns, f"rq:*{worker_prefix}*", "asgi*"):
         keys += list(conn.scan_iter(match=pattern, count=1000))
-    keys += [f"rq:job:{i}" for i in ids]
     for i in range(0, len(keys), 1000):
         conn.delete(*keys[i : i + 1000])
-    conn.srem("rq:queues", *[broker.rq_key(q, lv) for q in FILE_QUEUES for lv in priority.LEVELS])
-    names = [m for m in conn.smembers("rq:workers") if WORKER_PREFIX.encode() in m]
+    conn.srem("rq:queues", *[broker.rq_key(q, lv) for q in queues for lv in priority.LEVELS])
+    names = [m for m in conn.smembers("rq:workers") if worker_prefix.encode() in m]
     if names:
         conn.srem("rq:workers", *names)
 
