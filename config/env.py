@@ -202,6 +202,7 @@ class Env:
     database_pool: int = 0
     fault_point: str = ""
     db_retry: float = 30.0
+    async_commit: bool = True
 
 
 def _port(env: Mapping[str, str], name: str, default: int) -> int:
@@ -289,5 +290,6 @@ def read_env(env: Mapping[str, str] | None = None) -> Env:
         database_pool=_whole(env, "DATABASE_POOL", 0, high=1000),
         fault_point=env.get("JOBS_FAULT_POINT", "").strip(),
         db_retry=_float(env, "JOBS_DB_RETRY", 30.0),
+        async_commit=_bool(env, "JOBS_ASYNC_COMMIT", True),
         **_storage(env),
     )

@@ -298,6 +298,10 @@ METRICS_TOKEN = ENV.metrics_token
 JOBS_FAULT_POINT = ENV.fault_point
 # How long a worker retries a write while the database is unreachable (a restart), before giving up.
 JOBS_DB_RETRY = ENV.db_retry
+# Workers commit claims, completions and heartbeats without waiting for the disk (PostgreSQL's
+# synchronous_commit off for their sessions); every enqueue still waits (jobs/engine/sql.py says
+# what a crash can then cost: a job run once more).
+JOBS_ASYNC_COMMIT = ENV.async_commit
 
 # `make run` (launcher): the first admin (generated when not given) and the web server's port.
 ADMIN_USERNAME = ENV.admin_username

@@ -15,7 +15,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from jobs.access import User, account
-from jobs.engine import broker, conf, hooks, outbox, priority, registry
+from jobs.engine import broker, conf, hooks, outbox, priority, registry, sql
 from jobs.engine.states import Status
 from jobs.exceptions import InvalidInput, JobsError
 from jobs.models import Job, JobEvent, QueueState
@@ -144,8 +144,10 @@ def carry(
     """After commit: the hooks get the changes, then the waiting jobs go to RQ.
 
     Hooks first: a job's first change has reached its hooks before any worker can start it, so a
-    hook sees `created` before `started`.
+    hook sees `created` before `started`. Called inside the writing transaction, whose commit then
+    waits for the disk even in a worker that commits asynchronously (sql.durable).
     """
+    sql.durable()
     waiting = [j for j in jobs if j.status == Status.WAITING]
     skipped = tuple(blocked)
 

@@ -55,12 +55,12 @@ def _tell(job: Claimed, moved: Move, event: str, status: str, *, progress: int =
 
 def claim(job_id: str, *, queue: str, worker: str) -> Claimed | None:
     """Move a waiting job to active for `worker`; None if it is no longer waiting (cancelled, taken)."""
-    now = timezone.now()
     tries = 0
 
     def write() -> Move | None:
         nonlocal tries
         tries += 1
+        now = timezone.now()  # of this try: started_at is when the claim went through (scheduler.recover_orphans)
         try:
             # The row comes back from the claiming statement itself: no SELECT after the claim.
             return move(

@@ -8,6 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import timedelta
 
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -56,6 +57,31 @@ def recover_stalled() -> int:
         if done:
             n += 1
             log.warning("recovered stalled job %s from worker %s", job.id, job.worker_name)
+    return n
+
+
+def recover_orphans() -> int:
+    """Active jobs whose worker is alive but runs another job, or none: the worker's completion or failure of
+    them was lost in a database crash (workers commit asynchronously: sql.commit_asynchronously). Each goes
+    back to waiting without counting the attempt, and runs once more.
+
+    A heartbeat says which job its worker runs (`current_job_id`); only one written well after the job's
+    claim went through (two heartbeat intervals) counts, so a claim the heartbeat has not seen yet is no orphan.
+    """
+    margin = timedelta(seconds=2 * settings.JOBS_HEARTBEAT_INTERVAL)
+    beats = {
+        name: (current, seen)
+        for name, current, seen in WorkerHeartbeat.objects.filter(last_seen__gte=stale_before(), stopped_at__isnull=True).values_list("name", "current_job_id", "last_seen")
+    }
+    n = 0
+    for job in Job.objects.filter(status=Status.ACTIVE, worker_name__in=list(beats)).iterator():
+        current, seen = beats[job.worker_name]
+        if current == job.id or job.started_at is None or seen < job.started_at + margin:
+            continue
+        reason = f"worker {job.worker_name} no longer runs it: its outcome was lost (a database crash)"
+        if lifecycle.requeue(lifecycle.as_claimed(job), worker=job.worker_name, reason=reason):
+            n += 1
+            log.warning("put back job %s, which worker %s no longer runs", job.id, job.worker_name)
     return n
 
 
@@ -139,6 +165,7 @@ class Scheduler:
         hand_over_failed(redis_up=redis_up)  # pinged once per tick
         promote_due()
         recover_stalled()
+        recover_orphans()
         outbox.sweep()
         outbox.retry_due()
         stats.fold()

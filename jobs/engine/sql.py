@@ -12,6 +12,49 @@ from django.db import connection, transaction
 from django.db.models import Field
 
 
+#: Whether this process's commits skip the wait for the disk (a worker's, between its bootstrap and
+#: teardown: `commit_asynchronously`); its enqueues still wait (`durable`).
+asynchronous = False
+_ASYNC_OPTION = "-c synchronous_commit=off"
+
+
+def commit_asynchronously(on: bool = True) -> None:
+    """PostgreSQL: this process's commits stop (or start again) waiting for their WAL to reach the disk.
+
+    For a worker's claims, completions, failures and heartbeats. A PostgreSQL crash (not a restart:
+    a clean shutdown flushes the WAL) loses the latest of them, never one before a commit that
+    survives (WAL is replayed in order), and at-least-once puts each right: a lost claim leaves the
+    job waiting, and the scheduler's reconcile hands it over again; a lost completion or failure
+    leaves it active for a worker that has moved on, and the scheduler puts it back
+    (scheduler.recover_orphans), so it runs once more. Every enqueue still waits (`durable`).
+    """
+    global asynchronous
+    from django.db import connections
+
+    conn = connections["default"]
+    if conn.vendor != "postgresql":
+        return
+    options = conn.settings_dict.setdefault("OPTIONS", {})
+    rest = options.get("options", "").replace(_ASYNC_OPTION, "").strip()
+    if on:
+        options["options"] = f"{rest} {_ASYNC_OPTION}".strip()  # the connections this process makes from now on
+    elif rest:
+        options["options"] = rest
+    else:
+        options.pop("options", None)
+    asynchronous = on
+    if conn.connection is not None and conn.is_usable():  # and the one it has
+        with conn.cursor() as cursor:
+            cursor.execute(f"SET synchronous_commit TO {'off' if on else 'on'}")
+
+
+def durable() -> None:
+    """In a process that commits asynchronously, make the current transaction's commit wait for the disk (an enqueue's)."""
+    if asynchronous and connection.vendor == "postgresql" and connection.in_atomic_block:
+        with connection.cursor() as cursor:
+            cursor.execute("SET LOCAL synchronous_commit TO on")
+
+
 @dataclass(frozen=True)
 class Moved:
     """A move that happened: the moved row's `returning` fields, its event's id, and what hooks must wait for it."""

@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 from rq import Queue as RQQueue
 from rq.worker import BaseWorker, WorkerStatus
 
-from jobs.engine import broker, conf, dbretry, lifecycle, outbox, priority, runner
+from jobs.engine import broker, conf, dbretry, lifecycle, outbox, priority, runner, sql
 from jobs.engine.context import JobContext
 from jobs.exceptions import JobCancelled, WorkerShutdown
 from jobs.models import Job, WorkerHeartbeat
@@ -86,6 +86,8 @@ class EngineWorker(BaseWorker):
         self.guard.install()
         # The hooks' delivery marks ride on this worker's next statement, or go out when it idles.
         outbox.defer_marks = True
+        if settings.JOBS_ASYNC_COMMIT:
+            sql.commit_asynchronously()  # claims and completions do not wait for the disk; enqueues do
         now = timezone.now()
         WorkerHeartbeat.objects.update_or_create(
             name=self.name,
@@ -97,6 +99,8 @@ class EngineWorker(BaseWorker):
     def teardown(self) -> None:
         self._flush_marks()
         outbox.defer_marks = False
+        if sql.asynchronous:
+            sql.commit_asynchronously(False)
         self._beat_stop.set()
         if self._beat_thread:
             self._beat_thread.join(timeout=5)

@@ -172,3 +172,41 @@ def test_postgres_restarted_under_load_loses_nothing_and_costs_no_attempt(
     assert doubled == (0,)
     assert dict(attempts) == {1: 400}  # the workers rode out the restart: no attempt was lost to it
     assert all(p.poll() is None for p in f.procs if "worker" in p.args)  # and no worker died of it
+
+
+def test_postgres_crash_with_asynchronous_commits_loses_no_accepted_job(
+    fleet: Callable[..., Fleet], own_postgres: OwnPostgres, own_redis: OwnRedis, tmp_path: Path
+) -> None:
+    """An immediate shutdown (a crash: no checkpoint, the WAL not yet flushed is lost) while workers commit claims and
+    completions asynchronously: every enqueued job still completes; a job whose completion was lost runs once more."""
+    import psycopg
+
+    marks = tmp_path / "marks"
+    env = {"DATABASE_URL": own_postgres.url, "REDIS_URL": own_redis.url, **FAST, "JOBS_STALL_TIMEOUT": "4", "JOBS_ASYNC_COMMIT": "true"}
+    f = fleet(**env)
+    assert f.start("migrate", "--no-input").wait(180) == 0
+    payload = f'{{"file": "{marks}", "seconds": 0.01}}'
+    assert f.start("enqueue", "record", "--count", "400", "--payload", payload).wait(120) == 0  # accepted: committed and flushed
+    f.scheduler()
+    f.worker()
+    f.worker()
+    url = own_postgres.url.replace("postgres://", "postgresql://")
+
+    def completed() -> int:
+        try:
+            with psycopg.connect(url, connect_timeout=2) as conn:
+                row = conn.execute("SELECT count(*) FROM jobs_job WHERE type = 'record' AND status = 'completed'").fetchone()
+                return int(row[0]) if row else 0
+        except psycopg.OperationalError:
+            return -1
+
+    wait_until(lambda: completed() >= 100, timeout=90, what="a quarter of the jobs")
+    own_postgres.stop(mode="immediate")  # what was committed asynchronously and not yet flushed is gone
+    own_postgres.start()
+    wait_until(lambda: completed() == 400, timeout=120, what=f"every job after the crash\n{f.output()}", every=0.5)
+    with psycopg.connect(url) as conn:
+        total = conn.execute("SELECT count(*) FROM jobs_job WHERE type = 'record'").fetchone()
+    ran = executions(marks)
+    assert total == (400,)  # no accepted job lost
+    assert len(ran) == 400  # every job ran to its end; one whose completion was lost in the crash ran once more
+    print(f"ran twice after the crash: {sum(1 for n in ran.values() if n > 1)} of 400")

@@ -239,3 +239,26 @@ def test_sigterm_to_an_idle_worker_stops_it_at_once(worker_process) -> None:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(5) == 0
     assert WorkerHeartbeat.objects.get(pid=proc.pid).stopped_at is not None
+
+
+def test_a_job_its_live_worker_no_longer_runs_goes_back_once_its_heartbeat_says_so(settings) -> None:
+    """What a database crash leaves when workers commit asynchronously: a completion lost, the job still active
+    for a worker alive and busy with another job (or none). A heartbeat written soon after the claim proves nothing."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    running, orphan = (services.enqueue(JobSpec(type="noop"))[0] for _ in range(2))
+    claims = [lifecycle.claim(j.id, queue="default", worker="w-alive") for j in (running, orphan)]
+    assert all(claims)
+    now = timezone.now()
+    WorkerHeartbeat.objects.create(name="w-alive", hostname="h", pid=1, started_at=now, last_seen=now, current_job_id=running.id)
+    assert scheduler.recover_orphans() == 0  # the heartbeat is not later than the claims by two intervals yet
+    later = now + timedelta(seconds=2 * settings.JOBS_HEARTBEAT_INTERVAL + 0.1)
+    WorkerHeartbeat.objects.filter(name="w-alive").update(last_seen=later)
+    assert scheduler.recover_orphans() == 1
+    assert [Job.objects.get(pk=j.id).status for j in (running, orphan)] == [A, W]
+    orphan.refresh_from_db()
+    assert (orphan.attempts_made, orphan.worker_name) == (0, "")  # the lost attempt is not counted
+    assert broker.connection().lrange(broker.rq_key("default", 5), 0, -1)[0] == orphan.id.encode()  # handed over again, first in line
+    assert scheduler.recover_orphans() == 0
