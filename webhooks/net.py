@@ -9,11 +9,13 @@ use), and redirects are never followed. Free of Django but for its settings.
 """
 from __future__ import annotations
 
+import contextlib
 import email.utils
 import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -101,7 +103,11 @@ def check(url: str) -> None:
 
 
 def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> Answer:
-    """POST `body` to `url` at an address just checked; no redirects followed. Refused or Unreachable, else the answer."""
+    """POST `body` to `url` at an address just checked; no redirects followed. Refused or Unreachable, else the answer.
+
+    `timeout` bounds the whole attempt, not each read: a receiver that answers a byte at a time is
+    cut off when it runs out (its socket shut down from a timer), as is one that never answers.
+    """
     parts = check_url(url)
     family, _, _, _, sockaddr = addresses(parts)[0]
     https = parts.scheme.lower() == "https"
@@ -113,19 +119,36 @@ def post(url: str, body: bytes, headers: dict[str, str], *, timeout: float) -> A
     conn.pinned = (family, sockaddr)  # type: ignore[attr-defined]
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     started = time.perf_counter()
+    late = threading.Event()
+    deadline = threading.Timer(timeout, _cut, args=(conn, late))
+    deadline.start()
     try:
         conn.request("POST", target, body=body, headers={**headers, "Content-Length": str(len(body))})
         response = conn.getresponse()
         excerpt = response.read(EXCERPT).decode("utf-8", errors="replace")
+        if late.is_set():  # what was read is cut short
+            raise TimeoutError
         return Answer(response.status, (time.perf_counter() - started) * 1000, excerpt, retry_after(response.getheader("Retry-After")))
     except (TimeoutError, socket.timeout) as exc:
         raise Unreachable(f"no answer within {timeout:g}s", timeout=True) from exc
     except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
+        if late.is_set():
+            raise Unreachable(f"no answer within {timeout:g}s", timeout=True) from exc
         raise Unreachable(f"{type(exc).__name__}: {exc}") from exc
     except ValueError as exc:  # a request http.client cannot put on the wire
         raise Refused(f"the request cannot be sent: {exc}") from exc
     finally:
+        deadline.cancel()
         conn.close()
+
+
+def _cut(conn: http.client.HTTPConnection, late: threading.Event) -> None:
+    """The attempt's time is up: shut its socket down, so the read in progress returns at once."""
+    late.set()
+    sock = conn.sock
+    if sock is not None:
+        with contextlib.suppress(OSError):
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def retry_after(value: str | None) -> float | None:

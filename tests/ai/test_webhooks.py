@@ -247,3 +247,39 @@ def test_allowed_networks_with_host_bits_and_urls_that_cannot_be_sent(client: AP
     assert read_env({"WEBHOOKS_ALLOWED_NETWORKS": "127.0.0.9/8"}).webhooks_allowed_networks == ["127.0.0.0/8"]
     assert client.post("/v1/webhooks", {"url": receiver.url + "/caf\u00e9"}, format="json").status_code == 400
     assert client.post("/v1/webhooks", {"url": "http://127.0.0.1:0/hook"}, format="json").status_code == 400
+
+
+def test_a_receiver_that_answers_a_byte_at_a_time_is_cut_off_when_the_attempt_time_is_up(settings: Any) -> None:
+    """The timeout bounds the whole attempt, not each read."""
+    import socket
+    import threading
+    import time
+
+    server = socket.socket()
+    server.bind(("127.0.0.1", 0))
+    server.listen(1)
+    stop = threading.Event()
+
+    def drip() -> None:
+        peer, _ = server.accept()
+        peer.recv(65536)
+        for byte in b"HTTP/1.1 200 OK\r\nX-Slow: " + b"x" * 1000:
+            if stop.is_set():
+                break
+            try:
+                peer.send(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(0.05)  # each read gets a byte well within the timeout
+        peer.close()
+
+    thread = threading.Thread(target=drip, daemon=True)
+    thread.start()
+    started = time.monotonic()
+    try:
+        with pytest.raises(net.Unreachable) as caught:
+            net.post(f"http://127.0.0.1:{server.getsockname()[1]}/hook", b"{}", {}, timeout=0.6)
+    finally:
+        stop.set()
+        server.close()
+    assert caught.value.timeout and "within 0.6s" in str(caught.value) and time.monotonic() - started < 2
