@@ -205,15 +205,6 @@ class Env:
     async_commit: bool = True
 
 
-def _port(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = (env.get(name) or "").strip()
-    if not raw:
-        return default
-    if not raw.isdigit() or not 0 < int(raw) < 65536:
-        raise ConfigError(f"{name} must be a TCP port number, got {raw!r}")
-    return int(raw)
-
-
 def _processes(env: Mapping[str, str], name: str, default: int) -> int:
     return _whole(env, name, default, low=1, high=64)
 
@@ -285,7 +276,7 @@ def read_env(env: Mapping[str, str] | None = None) -> Env:
         webhooks_timeout=_positive(env, "WEBHOOKS_TIMEOUT", 10.0),
         admin_username=env.get("ADMIN_USERNAME", "").strip(),
         admin_password=env.get("ADMIN_PASSWORD", ""),
-        port=_port(env, "PORT", 8000),
+        port=_whole(env, "PORT", 8000, low=1, high=65535),
         web_processes=_processes(env, "WEB_PROCESSES", 1),
         database_pool=_whole(env, "DATABASE_POOL", 0, high=1000),
         fault_point=env.get("JOBS_FAULT_POINT", "").strip(),

@@ -2,31 +2,16 @@
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
 from pathlib import Path
 from typing import Any
 
-TOOL_TIMEOUT = 600.0  # seconds; the queue's own timeout stops a job that runs longer anyway
+# One way to run a media tool, shared with the dubbing stages: MediaError with the tail of its
+# stderr when it fails, ToolMissing when it is not installed.
+from pipelines.media import MediaError, ToolMissing, run_tool as _run
+
 OPUS_BITRATE = "48k"
 
-
-class MediaError(Exception):
-    """The tool could not read or write the media (bad, unsupported or silent input)."""
-
-
-class ToolMissing(MediaError):
-    """ffmpeg or ffprobe is not installed on this worker."""
-
-
-def _run(args: list[str]) -> str:
-    if shutil.which(args[0]) is None:
-        raise ToolMissing(f"{args[0]} is not installed on this worker (apt-get install ffmpeg)")
-    proc = subprocess.run(args, capture_output=True, text=True, timeout=TOOL_TIMEOUT)
-    if proc.returncode != 0:
-        tail = " ".join(proc.stderr.strip().splitlines()[-3:])
-        raise MediaError(f"{args[0]} failed ({proc.returncode}): {tail}"[:1000])
-    return proc.stdout
+__all__ = ["MediaError", "ToolMissing", "probe", "to_opus"]
 
 
 def _number(value: Any, kind: type = float) -> Any:

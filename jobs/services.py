@@ -142,10 +142,8 @@ def retry(job_id: str, *, actor: Viewer | None = None, user: Viewer | None = Non
         )
         DeadLetter.objects.filter(job_id=job.id, resolved_at__isnull=True).update(resolved_at=timezone.now(), resolution=DeadLetter.Resolution.RETRIED, retry_job_id=job.id)
         job.refresh_from_db()
-        intake.carry(
-            [job], [JobChange.of(job, "retried", Status.WAITING, event_id=moved.event_id)],
-            blocked=[job.id] if moved.blocked else (), held={job.id: set(moved.held)},
-        )
+        blocked, held = moved.waits(job.id)
+        intake.carry([job], [JobChange.of(job, "retried", Status.WAITING, event_id=moved.event_id)], blocked=blocked, held=held)
         if record:
             audit.record(actor=actor, action="retry", queue=job.queue, job_ids=[job.id], source=source)
     return job
@@ -168,7 +166,8 @@ def _unlist_and_tell(job: Job, change: JobChange, moved: Move) -> None:
 
     def after_commit() -> None:
         broker.remove_from_lists(job.id, job.queue, job.priority)
-        outbox.deliver([change], blocked=[job.id] if moved.blocked else (), held={job.id: set(moved.held)})
+        blocked, held = moved.waits(job.id)
+        outbox.deliver([change], blocked=blocked, held=held)
 
     transaction.on_commit(after_commit)
 

@@ -30,14 +30,15 @@ class Clip:
     start: float
 
 
-def run_tool(args: Sequence[str]) -> None:
-    """Run one tool to completion; MediaError with its stderr when it fails."""
+def run_tool(args: Sequence[str]) -> str:
+    """Run one tool to completion and return its output; MediaError with its stderr when it fails."""
     if shutil.which(args[0]) is None:
         raise ToolMissing(f"{args[0]} is not installed on this worker (apt-get install {args[0]})")
     proc = subprocess.run(list(args), capture_output=True, text=True, timeout=TOOL_TIMEOUT)
     if proc.returncode != 0:
         tail = " ".join(proc.stderr.strip().splitlines()[-3:])
         raise MediaError(f"{args[0]} failed ({proc.returncode}): {tail}"[:1000])
+    return proc.stdout
 
 
 def extract_audio(video: Path, out: Path) -> Path:

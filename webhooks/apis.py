@@ -8,11 +8,11 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from jobs import access
+from jobs.api.auth import request_key
 from jobs.api.errors import errors
 from jobs.api.inputs import body
 from jobs.api.pagination import PAGE_PARAMS, page_of, paginated
 from jobs.api.serializers import TextField
-from jobs.models import ApiKey
 from webhooks import selectors, services
 from webhooks.models import Delivery, Endpoint
 
@@ -62,10 +62,6 @@ class SecretOutputSerializer(serializers.Serializer):
     secret = serializers.CharField(help_text="Signs deliveries to the `webhookUrl` of your jobs. Shown only now.")
 
 
-def _key(request: Request) -> ApiKey | None:
-    return request.auth if isinstance(request.auth, ApiKey) else None
-
-
 class WebhookListCreateApi(APIView):
     """The caller's endpoints, and registering one (sent with an API key: it receives that key's jobs only)."""
 
@@ -77,7 +73,7 @@ class WebhookListCreateApi(APIView):
     def post(self, request: Request) -> Response:
         data = body(EndpointInputSerializer, request)
         row = services.register(
-            owner=access.signed_in(request.user), url=data["url"], events=data.get("events"), api_key=_key(request), description=data.get("description", ""),
+            owner=access.signed_in(request.user), url=data["url"], events=data.get("events"), api_key=request_key(request), description=data.get("description", ""),
         )
         return Response(EndpointCreatedSerializer(row).data, status=status.HTTP_201_CREATED)
 

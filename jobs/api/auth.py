@@ -60,6 +60,11 @@ def key_for(raw: str) -> ApiKey | None:
     return key
 
 
+def request_key(request: Any) -> ApiKey | None:
+    """The API key a request came with (ApiKeyAuthentication's `request.auth`), or None (a session, or no one)."""
+    return request.auth if isinstance(request.auth, ApiKey) else None
+
+
 class ApiKeyAuthentication(authentication.BaseAuthentication):
     """DRF authentication by bearer API key; answers 401 with a WWW-Authenticate header."""
 

@@ -48,8 +48,7 @@ _CLAIMED_FIELDS = ("queue", "type", "payload", "attempts_made", "max_attempts", 
 def _tell(job: Claimed, moved: Move, event: str, status: str, *, progress: int = 0, **data: Any) -> None:
     """After the move commits, the hooks get it (or, when the job has an earlier change still in flight, the sweep does)."""
     change = JobChange.of(job, event, status, progress=progress, event_id=moved.event_id, **data)
-    blocked = (job.id,) if moved.blocked else ()
-    held = {job.id: set(moved.held)}
+    blocked, held = moved.waits(job.id)
     transaction.on_commit(lambda: outbox.deliver([change], blocked=blocked, held=held))
 
 

@@ -54,6 +54,10 @@ class Move:
     held: frozenset[str]
     row: dict[str, Any]
 
+    def waits(self, job_id: str) -> tuple[tuple[str, ...], dict[str, set[str]]]:
+        """outbox.deliver's `blocked` and `held` for this move's change of `job_id`."""
+        return ((job_id,) if self.blocked else ()), {job_id: set(self.held)}
+
 
 def move(
     job_id: str,
