@@ -260,7 +260,8 @@ for _name in ("file-upload", "file-process", "file-delete"):
     }
 # Seed 4: ai-jobs 3 attempts backing off 2 s, 4 s; keep completed an hour, failed 7 days; 5 at once.
 # The webhooks queue, for every product: 5 attempts (2 s, 4 s, 8 s, 16 s), then the dead letters;
-# its own worker group, so that webhooks go out wherever AI workers run or not.
+# its own worker group, so that webhooks go out wherever AI workers run or not; I/O-bound, so one
+# process of 10 threads.
 JOBS_QUEUES["ai-jobs"] = {
     "attempts": 3,
     "backoff": {"delay": 2.0, "factor": 2.0},
@@ -274,7 +275,8 @@ JOBS_QUEUES["webhooks"] = {
     "backoff": {"delay": 2.0, "factor": 2.0},
     "timeout": 60,
     "retention": {"completed": {"age": 24 * 3600}, "failed": {"age": 7 * 24 * 3600}},
-    "concurrency": 2,
+    "concurrency": 10,
+    "mode": "threads",
     "group": "webhooks",
 }
 for _name, _override in ENV.queues_override.items():

@@ -32,17 +32,24 @@ def queue_names() -> list[str]:
 
 @dataclass(frozen=True)
 class WorkerGroup:
-    """Queues that one `manage.py worker --group` serves, and how many processes it runs (their largest concurrency)."""
+    """Queues that one `manage.py worker --group` serves, in which mode, and how many processes or threads it runs (their largest concurrency)."""
 
     name: str
     queues: list[str]
     processes: int
+    mode: str = "processes"
+
+    @property
+    def argv(self) -> list[str]:
+        """The `manage.py worker` arguments that run this group."""
+        count = "--threads" if self.mode == "threads" else "--processes"
+        return ["worker", "--group", self.name, count, str(self.processes)]
 
 
 def worker_groups() -> list[WorkerGroup]:
     """The worker groups of the declared queues, by name."""
     return [
-        WorkerGroup(name=name, queues=[q.name for q in queues], processes=max(q.concurrency for q in queues))
+        WorkerGroup(name=name, queues=[q.name for q in queues], processes=max(q.concurrency for q in queues), mode=queues[0].mode)
         for name, queues in sorted(conf.groups().items())
     ]
 

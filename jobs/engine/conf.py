@@ -38,6 +38,9 @@ class QueueConfig:
     rate_limit: RateLimit | None = None
     concurrency: int = 1
     group: str = "default"
+    #: "processes": the group's worker runs `concurrency` processes, a job each; "threads": one
+    #: process runs up to `concurrency` of this queue's jobs at once (I/O-bound work).
+    mode: str = "processes"
 
 
 def _positive(name: str, key: str, value: Any, kind: type = float) -> Any:
@@ -52,7 +55,7 @@ def _positive(name: str, key: str, value: Any, kind: type = float) -> Any:
 
 def parse_queue(name: str, raw: dict[str, Any]) -> QueueConfig:
     """Validate one queue definition."""
-    known = {"attempts", "backoff", "timeout", "retention", "rate_limit", "concurrency", "group"}
+    known = {"attempts", "backoff", "timeout", "retention", "rate_limit", "concurrency", "group", "mode"}
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"queue {name!r}: unknown keys {sorted(unknown)}")
@@ -79,7 +82,17 @@ def parse_queue(name: str, raw: dict[str, Any]) -> QueueConfig:
         rate_limit=_rate_limit(name, raw.get("rate_limit")),
         concurrency=_positive(name, "concurrency", raw.get("concurrency", 1), int),
         group=str(raw.get("group", "default")),
+        mode=_mode(name, raw.get("mode", "processes")),
     )
+
+
+MODES = ("processes", "threads")
+
+
+def _mode(name: str, mode: Any) -> str:
+    if mode not in MODES:
+        raise ValueError(f"queue {name!r}: mode must be one of {list(MODES)}, got {mode!r}")
+    return str(mode)
 
 
 def _rate_limit(name: str, rate: Any) -> RateLimit | None:
@@ -108,10 +121,17 @@ def get_queue(name: str) -> QueueConfig:
 
 
 def groups() -> dict[str, list[QueueConfig]]:
-    """Queues by worker group: `make run` starts one worker (of `concurrency` processes) per group."""
+    """Queues by worker group: `make run` starts one worker per group, in the group's mode.
+
+    A group's queues share one mode (one worker serves them all); a mix is refused.
+    """
     out: dict[str, list[QueueConfig]] = {}
     for q in all_queues().values():
         out.setdefault(q.group, []).append(q)
+    for name, queues in out.items():
+        modes = {q.mode for q in queues}
+        if len(modes) > 1:
+            raise ValueError(f"worker group {name!r} mixes modes {sorted(modes)}: give its queues one mode, or separate groups")
     return out
 
 

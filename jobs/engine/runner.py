@@ -6,13 +6,23 @@ import logging
 import signal
 import threading
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any, Callable, ContextManager, Iterator, Protocol
 
 from jobs.engine import conf, dbretry, lifecycle, registry
 from jobs.engine.context import JobContext
 from jobs.exceptions import ErrorKind, JobCancelled, JobError, JobTimedOut, PermanentError, WorkerShutdown
 
 log = logging.getLogger(__name__)
+
+
+class Interrupts(Protocol):
+    """What runs a task under its time limit and may stop it from outside: Guard (a process's main
+    thread, by signals) or jobs.engine.threads.ThreadGuard (a job thread, by an exception raised in it)."""
+
+    #: An interrupt was raised inside the task: it may have landed in the middle of a database call.
+    fired: bool
+
+    def running(self, timeout: float, *, job_id: str | None = None) -> ContextManager[None]: ...
 
 
 class Guard:
@@ -94,7 +104,7 @@ def run(
     *,
     queue: str,
     worker: str,
-    guard: Guard | None = None,
+    guard: Interrupts | None = None,
     on_start: Callable[[lifecycle.Claimed, JobContext], None] | None = None,
 ) -> str:
     """Claim `job_id` and run it; returns the status it ended in ("" if it was not ours to run).
@@ -107,7 +117,7 @@ def run(
     claimed = lifecycle.claim(job_id, queue=queue, worker=worker)
     if claimed is None:
         return ""
-    guard = guard or Guard()
+    guard = guard if guard is not None else Guard()
     ctx = JobContext(
         job_id=claimed.id, queue=claimed.queue, type=claimed.type, attempt=claimed.attempt,
         max_attempts=claimed.max_attempts, payload=claimed.payload, owner_id=claimed.owner_id, group_ref=claimed.group_ref,

@@ -16,7 +16,7 @@ import threading
 import time
 import uuid
 from datetime import timedelta
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
 from django.conf import settings
 from django.db import close_old_connections
@@ -54,6 +54,108 @@ def wait_for_redis(connection: Redis) -> None:
             wait = min(wait * 2, REDIS_MAX_WAIT)
 
 
+class Listener:
+    """Takes the next job id from a worker's queues: highest priority level first, skipping paused queues.
+
+    One Redis round trip per job while jobs wait (the Lua pop); BLPOP only as the wake-up when idle.
+    `allowed`, if given, narrows the queues at each try (a threads worker's queues that have a free slot).
+    """
+
+    def __init__(self, connection: Redis, queues: Sequence[str]) -> None:
+        self.connection = connection
+        self.queues = list(queues)
+        self._script = connection.register_script(broker.POP_READY_SCRIPT)
+        self._paused: set[str] = set()
+        self._paused_read = 0.0
+
+    def forget_paused(self) -> None:
+        """Read the paused set again at the next try."""
+        self._paused_read = 0.0
+
+    def keys(self, allowed: Sequence[str] | None = None) -> list[str]:
+        now = time.monotonic()
+        if now - self._paused_read > PAUSED_REFRESH:
+            self._paused = broker.paused_queues()
+            self._paused_read = now
+        names = self.queues if allowed is None else [q for q in self.queues if q in allowed]
+        return broker.listen_keys([q for q in names if q not in self._paused])
+
+    def pop(self, allowed: Sequence[str] | None = None) -> tuple[str, str] | None:
+        """Without blocking: (job id, queue) of the next waiting job, or None."""
+        keys = self.keys(allowed)
+        return broker.pop_ready(self._script, keys) if keys else None
+
+    def wait(self, timeout: float, allowed: Sequence[str] | None = None) -> bool:
+        """Block up to `timeout` seconds until one of the lists has an id; True if one came.
+
+        BLPOP is only the wake-up: the id goes back to the front of its list and the caller takes
+        it through `pop`, the one path that checks the paused set (a queue paused meanwhile keeps its job).
+        """
+        keys = self.keys(allowed)
+        if not keys:
+            time.sleep(timeout)
+            return False
+        popped = self.connection.blpop(keys, timeout=timeout)
+        if popped is None:
+            return False
+        self.connection.lpush(popped[0], popped[1])
+        return True
+
+    def next(
+        self, stopping: Callable[[], bool], *, burst: bool, max_idle_time: float | None = None, idle: Callable[[], None] | None = None,
+    ) -> tuple[str, str] | None:
+        """The next (job id, queue), waiting for one unless `burst`; None once `stopping()` or idle too long."""
+        idle_since = time.monotonic()
+        woke = False
+        while not stopping():
+            if not self.keys():
+                if idle:
+                    idle()
+                if burst:
+                    return None
+                time.sleep(BLOCK_SECONDS)
+                continue
+            ready = self.pop()
+            if ready is not None:
+                return ready
+            if woke:
+                # What woke us sits in a queue paused meanwhile: read the paused set again.
+                woke, self._paused_read = False, 0.0
+                continue
+            if idle:
+                idle()  # idle: nothing to ride on
+            woke = self.wait(0.01 if burst else BLOCK_SECONDS)
+            if not woke and (burst or (max_idle_time is not None and time.monotonic() - idle_since > max_idle_time)):
+                return None
+        return None
+
+
+class RateGate:
+    """Waits until a queue's rate limit (across all its workers, in Redis) lets one more job start."""
+
+    def __init__(self, who: str) -> None:
+        self.who = who
+        self._limiter: Any = None
+
+    def wait(self, queue: str) -> None:
+        rate = conf.get_queue(queue).rate_limit
+        if rate is None:
+            return
+        from limits import RateLimitItemPerSecond
+        from limits.storage import RedisStorage
+        from limits.strategies import MovingWindowRateLimiter
+
+        if self._limiter is None:
+            self._limiter = MovingWindowRateLimiter(RedisStorage(settings.REDIS_URL))
+        item = RateLimitItemPerSecond(rate.max, max(1, int(rate.duration)))
+        try:
+            while not self._limiter.hit(item, "jobs", queue):
+                reset = self._limiter.get_window_stats(item, "jobs", queue).reset_time
+                time.sleep(min(max(reset - time.time(), 0.01), 1.0))
+        except Exception:
+            log.warning("worker %s: rate limit of %s not checked, Redis unreachable", self.who, queue)
+
+
 class EngineWorker(BaseWorker):
     """An RQ worker whose jobs are rows in the database."""
 
@@ -69,15 +171,13 @@ class EngineWorker(BaseWorker):
         self._interrupted_at: float | None = None
         self._beat_job_id: str | None = None  # the job the two fields above are about
         self._stop_asked_at: float | None = None
-        self._paused: set[str] = set()
-        self._paused_read = 0.0
         self._beat_stop = threading.Event()
         self._beat_thread: threading.Thread | None = None
         self._last_rq_beat = 0.0
         self._suspension_read = 0.0
-        self._pop_script = self.connection.register_script(broker.POP_READY_SCRIPT)
+        self.listener = Listener(self.connection, self.engine_queues)
+        self.rate_gate = RateGate(self.name)
         self.jobs_done = 0
-        self._limiter: Any = None
 
     # -- RQ hooks -----------------------------------------------------------------------------
 
@@ -149,49 +249,18 @@ class EngineWorker(BaseWorker):
                 # Redis restarting or down: the jobs are rows in the database, nothing is lost meanwhile.
                 # An id popped just before is handed back by the scheduler's reconcile.
                 log.warning("worker %s: Redis unreachable (%s); trying again in %.1fs", self.name, exc, wait)
-                self._paused_read = 0.0
+                self.listener.forget_paused()
                 time.sleep(wait)
                 wait = min(wait * 2, REDIS_MAX_WAIT)
         return None
 
     def _dequeue(self, timeout: int | None, max_idle_time: int | None) -> tuple[str, str] | None:
-        burst = timeout is None
-        idle_since = time.monotonic()
-        conn = self.connection
-        woke = False
-        while not self._stop_requested:
-            keys = self._listen_keys()
-            if not keys:
-                self._flush_marks()
-                if burst:
-                    return None
-                time.sleep(BLOCK_SECONDS)
-                continue
-            # While jobs are waiting (a busy worker), one round trip per job; BLPOP only when idle.
-            ready = broker.pop_ready(self._pop_script, keys)
-            if ready is not None:
-                return ready
-            if woke:
-                # What woke us sits in a queue paused meanwhile: read the paused set again.
-                woke, self._paused_read = False, 0.0
-                continue
-            self._flush_marks()  # idle: nothing to ride on
-            # Idle: block until a list has an id. BLPOP is only the wake-up: the id goes back to the
-            # front of its list and the next loop takes it through pop_ready, the one path that
-            # checks the paused set (a queue paused while we blocked keeps its job).
-            popped = conn.blpop(keys, timeout=0.01 if burst else BLOCK_SECONDS)
-            if popped is None:
-                if burst or (max_idle_time is not None and time.monotonic() - idle_since > max_idle_time):
-                    return None
-                continue
-            conn.lpush(popped[0], popped[1])
-            woke = True
-        return None
+        return self.listener.next(lambda: self._stop_requested, burst=timeout is None, max_idle_time=max_idle_time, idle=self._flush_marks)
 
     def execute_job(self, job: Any, queue: Any) -> None:
         job_id, queue_name = job, queue
         self._state = WorkerStatus.BUSY
-        self._wait_for_rate_limit(queue_name)
+        self.rate_gate.wait(queue_name)
         try:
             status = runner.run(job_id, queue=queue_name, worker=self.name, guard=self.guard, on_start=self._on_start)
             if status:
@@ -213,31 +282,6 @@ class EngineWorker(BaseWorker):
 
     def _on_start(self, claimed: lifecycle.Claimed, ctx: JobContext) -> None:
         self.current = (claimed, ctx)
-
-    def _listen_keys(self) -> list[str]:
-        now = time.monotonic()
-        if now - self._paused_read > PAUSED_REFRESH:
-            self._paused = broker.paused_queues()
-            self._paused_read = now
-        return broker.listen_keys([q for q in self.engine_queues if q not in self._paused])
-
-    def _wait_for_rate_limit(self, queue: str) -> None:
-        rate = conf.get_queue(queue).rate_limit
-        if rate is None:
-            return
-        from limits import RateLimitItemPerSecond
-        from limits.storage import RedisStorage
-        from limits.strategies import MovingWindowRateLimiter
-
-        if self._limiter is None:
-            self._limiter = MovingWindowRateLimiter(RedisStorage(settings.REDIS_URL))
-        item = RateLimitItemPerSecond(rate.max, max(1, int(rate.duration)))
-        try:
-            while not self._limiter.hit(item, "jobs", queue):
-                reset = self._limiter.get_window_stats(item, "jobs", queue).reset_time
-                time.sleep(min(max(reset - time.time(), 0.01), 1.0))
-        except Exception:
-            log.warning("worker %s: rate limit of %s not checked, Redis unreachable", self.name, queue)
 
     def _beat_loop(self) -> None:
         interval = settings.JOBS_HEARTBEAT_INTERVAL

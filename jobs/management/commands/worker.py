@@ -1,6 +1,7 @@
-"""`manage.py worker [queues] [--processes N] [--burst]`: run engine workers."""
+"""`manage.py worker [queues] [--processes N | --threads N] [--burst]`: run engine workers."""
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -21,6 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("queues", nargs="*", help="queue names (default: every declared queue)")
         parser.add_argument("--group", help="run the queues of this worker group")
         parser.add_argument("--processes", type=int, default=1, help="worker processes to run and restart (default 1)")
+        parser.add_argument("--threads", type=int, default=None, help="run one process of N job threads (default for a group of threads-mode queues: their largest concurrency)")
         parser.add_argument("--burst", action="store_true", help="exit when the queues are empty")
         parser.add_argument("--name", help="worker name (default host.pid.random)")
         parser.add_argument("--max-jobs", type=int, default=None)
@@ -37,6 +39,9 @@ class Command(BaseCommand):
             names = [conf.get_queue(n).name for n in names]
         except NotFound as exc:
             raise CommandError(exc.message) from None
+        if opts["threads"] or all(conf.get_queue(n).mode == "threads" for n in names):
+            self._threads(names, opts)
+            return
         if opts["processes"] > 1:
             self._supervise(names, opts)
             return
@@ -47,6 +52,22 @@ class Command(BaseCommand):
         worker = EngineWorker(names, name=opts["name"])
         self.stdout.write(f"worker {worker.name} listening on {', '.join(names)}")
         worker.work(burst=opts["burst"], logging_level="INFO", max_jobs=opts["max_jobs"])
+
+    def _threads(self, names: list[str], opts: dict[str, Any]) -> None:
+        """One process of job threads; replaced by a fresh one (exec, same pid) when a job's thread would not stop."""
+        from jobs.engine.threads import RECYCLE, ThreadsWorker
+        from jobs.engine.worker import wait_for_redis
+
+        connections.close_all()
+        wait_for_redis(broker.connection())
+        worker = ThreadsWorker(names, threads=opts["threads"], name=opts["name"])
+        self.stdout.write(f"worker {worker.name} running {len(worker.slots)} threads on {', '.join(names)}")
+        self.stdout.flush()
+        if worker.work(burst=opts["burst"], max_jobs=opts["max_jobs"]) == RECYCLE and not opts["burst"]:
+            self.stderr.write(f"worker {worker.name}: a job's thread did not stop; replacing the process")
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.execv(sys.executable, [sys.executable, *sys.argv])
 
     def _supervise(self, names: list[str], opts: dict[str, Any]) -> None:
         """Keep N single-process workers running; pass SIGTERM/SIGINT on and wait for them.

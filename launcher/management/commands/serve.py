@@ -33,7 +33,7 @@ def plan(*, host: str, port: int) -> list[tuple[str, list[str]]]:
     manage = [sys.executable, "manage.py"]
     procs = [("web", web.command(host, port, processes=settings.WEB_PROCESSES))]
     for group in selectors.worker_groups():
-        procs.append((f"worker-{group.name}", [*manage, "worker", "--group", group.name, "--processes", str(group.processes)]))
+        procs.append((f"worker-{group.name}", [*manage, *group.argv]))
     procs.append(("scheduler", [*manage, "scheduler"]))
     return procs
 
