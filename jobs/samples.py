@@ -86,3 +86,14 @@ def record(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
     with open(str(payload["file"]), "a", encoding="ascii") as fh:
         fh.write(ctx.job_id + "\n")
     return {"recorded": True}
+
+
+@task("http_get")
+def http_get(ctx: JobContext, payload: dict[str, Any]) -> dict[str, Any]:
+    """GETs `url` (urllib, `timeout` seconds, default 10) and returns the answer's status and size: an I/O-bound job
+    (bench/concurrency.py). Not open to API clients: it requests any URL it is given."""
+    import urllib.request
+
+    with urllib.request.urlopen(str(payload["url"]), timeout=float(payload.get("timeout", 10))) as answer:
+        body = answer.read()
+        return {"status": answer.status, "bytes": len(body)}

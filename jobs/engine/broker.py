@@ -5,6 +5,7 @@ Redis is the carrier, never the truth: all of it can be rebuilt from the databas
 from __future__ import annotations
 
 import threading
+import time
 import zlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
@@ -61,12 +62,23 @@ def key_to_queue(key: str) -> str:
 
 @dataclass(frozen=True)
 class Carried:
-    """What RQ needs to carry one job: its id, queue, priority and time limit."""
+    """What RQ needs to carry one job: its id, queue, priority and time limit (and its owner, for fair queues)."""
 
     id: str
     queue: str
     priority: int
     timeout: float
+    owner: int | None = None
+
+
+def meta_key(queue: str) -> str:
+    """A fair queue's hash of its waiting jobs: id -> "<waiting since, epoch s>|<owner id or empty>"."""
+    return f"jobs:meta:{queue}"
+
+
+def running_key(queue: str, owner: int | str) -> str:
+    """A per-owner-limited queue's running jobs of one owner: a sorted set of ids scored by lease expiry."""
+    return f"jobs:running:{queue}:{owner}"
 
 
 def push(items: Iterable[Carried], *, at_front: bool = False) -> int:
@@ -76,8 +88,12 @@ def push(items: Iterable[Carried], *, at_front: bool = False) -> int:
     from one template per RQ queue instead of one RQ Job object per id; the ids go to each list in
     one RPUSH. Bulk enqueue of 10,000 jobs spends a third of its time here otherwise.
     """
+    from jobs.engine import conf
+
     conn = connection()
     count = 0
+    now = time.time()
+    fair: dict[str, bool] = {}
     enqueued_at = utcformat(rq_now())  # what RQ's own enqueue records; django-rq's page shows the oldest
     templates: dict[tuple[str, int], dict[str, Any]] = {}
     lists: dict[str, list[str]] = {}
@@ -94,6 +110,8 @@ def push(items: Iterable[Carried], *, at_front: bool = False) -> int:
             mapping["enqueued_at"] = enqueued_at
             pipe.hset(RQJob.redis_job_namespace_prefix + item.id, mapping=mapping)
             lists.setdefault(RQQueue.redis_queue_namespace_prefix + name, []).append(item.id)
+            if fair.setdefault(item.queue, conf.get_queue(item.queue).fair):
+                pipe.hset(meta_key(item.queue), item.id, f"{now:.3f}|{'' if item.owner is None else item.owner}")
             count += 1
         for key, ids in lists.items():
             if at_front:
@@ -134,6 +152,94 @@ return false
 """
 
 
+# The dequeue of fair queues (aging, per-owner limit): for each list (in the keys' order, paused
+# queues skipped) its candidate is the head, or with a per-owner limit the first of the next
+# WINDOW ids whose owner runs fewer than the limit (expired leases dropped first). A candidate's
+# level is its list's rank plus one per `aging` seconds it has waited; the highest level wins,
+# then the one waiting longest, then the keys' order. The winner leaves its list (LPOP, or LREM
+# past the head), its meta and RQ hash are dropped, and under a per-owner limit it takes a lease in
+# its owner's running set. ARGV: paused key, RQ job prefix, now, lease seconds, window, then per key:
+# queue, rank, aging (0: none), per-owner limit (0: none), meta key, running-key prefix.
+FAIR_POP_SCRIPT = """
+local now, lease, window = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local best, best_level, best_since = nil, nil, nil
+for i, key in ipairs(KEYS) do
+  local b = 6 + (i - 1) * 6
+  local queue, rank, aging, limit = ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
+  local meta, running = ARGV[b + 4], ARGV[b + 5]
+  if redis.call('SISMEMBER', ARGV[1], queue) == 0 then
+    local id, info, pos = nil, nil, 0
+    if limit > 0 then
+      for j, cand in ipairs(redis.call('LRANGE', key, 0, window - 1)) do
+        local m = redis.call('HGET', meta, cand)
+        local owner = m and string.match(m, '|(.*)$') or ''
+        local room = true
+        if owner ~= '' then
+          redis.call('ZREMRANGEBYSCORE', running .. owner, '-inf', now)
+          room = redis.call('ZCARD', running .. owner) < limit
+        end
+        if room then id, info, pos = cand, m, j; break end
+      end
+    else
+      id = redis.call('LINDEX', key, 0)
+      pos = 1
+      if id and aging > 0 then info = redis.call('HGET', meta, id) end
+    end
+    if id then
+      local level, since = rank, now
+      if info then since = tonumber(string.match(info, '^([^|]*)')) or now end
+      if aging > 0 then level = rank + math.floor((now - since) / aging) end
+      if best == nil or level > best_level or (level == best_level and since < best_since) then
+        best = {key, id, pos, info, limit, running, meta}
+        best_level, best_since = level, since
+      end
+    end
+  end
+end
+if best == nil then return false end
+local key, id, pos, info, limit, running, meta = best[1], best[2], best[3], best[4], best[5], best[6], best[7]
+if pos == 1 then redis.call('LPOP', key) else redis.call('LREM', key, 1, id) end
+redis.call('HDEL', meta, id)
+redis.call('DEL', ARGV[2] .. id)
+local owner = info and string.match(info, '|(.*)$') or ''
+if limit > 0 and owner ~= '' then redis.call('ZADD', running .. owner, now + lease, id) end
+return {key, id}
+"""
+#: How far down a list a per-owner-limited queue looks for a job whose owner has room.
+FAIR_WINDOW = 1000
+
+
+def pop_fair(script: Any, keys: Sequence[str], *, lease: float) -> tuple[str, str] | None:
+    """pop_ready for keys among which some queue is fair; `script` is FAIR_POP_SCRIPT registered on the caller's connection."""
+    from jobs.engine import conf
+
+    args: list[Any] = [PAUSED_KEY, RQJob.redis_job_namespace_prefix, f"{time.time():.3f}", lease, FAIR_WINDOW]
+    for key in keys:
+        queue = conf.get_queue(key_to_queue(key))
+        rank = priority.LEVELS.index(int(key.rsplit(".p", 1)[1]))
+        args += [queue.name, rank, queue.aging or 0, queue.per_owner_limit or 0, meta_key(queue.name), running_key(queue.name, "")]
+    popped = script(keys=keys, args=args)
+    if not popped:
+        return None
+    key, raw_id = popped
+    return raw_id.decode(), key_to_queue(key.decode())
+
+
+def release(queue: str, owner: int | None, job_id: str) -> None:
+    """A per-owner-limited job ended here: its owner's slot frees at once (else its lease runs out)."""
+    if owner is not None:
+        connection().zrem(running_key(queue, owner), job_id)
+
+
+def renew(leases: Iterable[tuple[str, int, str]], *, lease: float) -> None:
+    """Extend the leases of running (queue, owner, job id): a worker's heartbeat, for jobs longer than a lease."""
+    until = time.time() + lease
+    with connection().pipeline(transaction=False) as pipe:
+        for queue, owner, job_id in leases:
+            pipe.zadd(running_key(queue, owner), {job_id: until}, xx=True)
+        pipe.execute()
+
+
 def pop_ready(script: Any, keys: Sequence[str]) -> tuple[str, str] | None:
     """Without blocking: (job id, queue) of the next waiting job in `keys` (listen_keys order), or None.
 
@@ -159,6 +265,7 @@ def remove_many(items: Iterable[tuple[str, str, int | None]]) -> None:
             levels = priority.LEVELS if prio is None else (priority.level(prio),)
             for lv in levels:
                 pipe.lrem(rq_key(queue, lv), 0, job_id)
+            pipe.hdel(meta_key(queue), job_id)
             pipe.delete(RQJob.key_for(job_id))
         pipe.execute()
 

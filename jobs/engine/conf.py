@@ -41,6 +41,15 @@ class QueueConfig:
     #: "processes": the group's worker runs `concurrency` processes, a job each; "threads": one
     #: process runs up to `concurrency` of this queue's jobs at once (I/O-bound work).
     mode: str = "processes"
+    #: Fair scheduling (both off by default): a waiting job climbs one priority level per `aging`
+    #: seconds waited; at most `per_owner_limit` jobs of one owner run at once in this queue.
+    aging: float | None = None
+    per_owner_limit: int | None = None
+
+    @property
+    def fair(self) -> bool:
+        """Whether the dequeue must look past the head of the highest list (aging, or a per-owner limit)."""
+        return self.aging is not None or self.per_owner_limit is not None
 
 
 def _positive(name: str, key: str, value: Any, kind: type = float) -> Any:
@@ -55,7 +64,7 @@ def _positive(name: str, key: str, value: Any, kind: type = float) -> Any:
 
 def parse_queue(name: str, raw: dict[str, Any]) -> QueueConfig:
     """Validate one queue definition."""
-    known = {"attempts", "backoff", "timeout", "retention", "rate_limit", "concurrency", "group", "mode"}
+    known = {"attempts", "backoff", "timeout", "retention", "rate_limit", "concurrency", "group", "mode", "aging", "per_owner_limit"}
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"queue {name!r}: unknown keys {sorted(unknown)}")
@@ -83,6 +92,8 @@ def parse_queue(name: str, raw: dict[str, Any]) -> QueueConfig:
         concurrency=_positive(name, "concurrency", raw.get("concurrency", 1), int),
         group=str(raw.get("group", "default")),
         mode=_mode(name, raw.get("mode", "processes")),
+        aging=None if raw.get("aging") is None else _positive(name, "aging", raw["aging"]),
+        per_owner_limit=None if raw.get("per_owner_limit") is None else _positive(name, "per_owner_limit", raw["per_owner_limit"], int),
     )
 
 

@@ -157,7 +157,7 @@ def carry(
         except Exception:
             log.exception("could not record the delivery of %d job changes; the outbox sweep will deliver them", len(changes))
         if waiting:
-            hand_over([broker.Carried(j.id, j.queue, j.priority, conf.get_queue(j.queue).timeout) for j in waiting])
+            hand_over([broker.Carried(j.id, j.queue, j.priority, conf.get_queue(j.queue).timeout, j.owner_id) for j in waiting])
 
     transaction.on_commit(after_commit)
 

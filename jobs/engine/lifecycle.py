@@ -189,7 +189,7 @@ def requeue(job: Claimed, *, worker: str, reason: str) -> bool:
         return False
     queue = conf.get_queue(job.queue)
     _tell(job, moved, "waiting", Status.WAITING, reason=reason)
-    transaction.on_commit(lambda: intake.hand_over([broker.Carried(job.id, job.queue, job.priority, queue.timeout)], at_front=True))
+    transaction.on_commit(lambda: intake.hand_over([broker.Carried(job.id, job.queue, job.priority, queue.timeout, job.owner_id)], at_front=True))
     return True
 
 

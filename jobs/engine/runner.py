@@ -8,7 +8,7 @@ import threading
 from contextlib import contextmanager
 from typing import Any, Callable, ContextManager, Iterator, Protocol
 
-from jobs.engine import conf, dbretry, lifecycle, registry
+from jobs.engine import broker, conf, dbretry, lifecycle, registry
 from jobs.engine.context import JobContext
 from jobs.exceptions import ErrorKind, JobCancelled, JobError, JobTimedOut, PermanentError, WorkerShutdown
 
@@ -116,7 +116,29 @@ def run(
     """
     claimed = lifecycle.claim(job_id, queue=queue, worker=worker)
     if claimed is None:
+        if conf.get_queue(queue).per_owner_limit:  # not ours (cancelled or taken meanwhile): free the slot the pop gave it
+            from jobs.models import Job
+
+            release_owner_slot(queue, job_id, Job.objects.filter(pk=job_id).values_list("owner_id", flat=True).first())
         return ""
+    try:
+        return _run(claimed, worker=worker, guard=guard, on_start=on_start)
+    finally:
+        if conf.get_queue(claimed.queue).per_owner_limit:
+            release_owner_slot(claimed.queue, claimed.id, claimed.owner_id)
+
+
+def release_owner_slot(queue: str, job_id: str, owner: int | None) -> None:
+    """Free the per-owner slot the dequeue gave `job_id` (its lease would free it after JOBS_STALL_TIMEOUT)."""
+    try:
+        broker.release(queue, owner, job_id)
+    except Exception:
+        log.warning("job %s: its owner's slot in %s was not freed; its lease frees it", job_id, queue)
+
+
+def _run(
+    claimed: lifecycle.Claimed, *, worker: str, guard: Interrupts | None, on_start: Callable[[lifecycle.Claimed, JobContext], None] | None,
+) -> str:
     guard = guard if guard is not None else Guard()
     ctx = JobContext(
         job_id=claimed.id, queue=claimed.queue, type=claimed.type, attempt=claimed.attempt,

@@ -32,10 +32,10 @@ def promote_due(*, limit: int = 1000) -> int:
             Job.objects.select_for_update(skip_locked=True)
             .filter(status=Status.DELAYED, run_at__lte=now)
             .order_by("run_at")
-            .values_list("id", "queue", "priority")[:limit]
+            .values_list("id", "queue", "priority", "owner_id")[:limit]
         )
-        moved = set(transition_many([(i, q) for i, q, _ in rows], source=Status.DELAYED, target=Status.WAITING, message="due"))
-        carried = [broker.Carried(i, q, p, conf.get_queue(q).timeout) for i, q, p in rows if i in moved]
+        moved = set(transition_many([(i, q) for i, q, _, _ in rows], source=Status.DELAYED, target=Status.WAITING, message="due"))
+        carried = [broker.Carried(i, q, p, conf.get_queue(q).timeout, o) for i, q, p, o in rows if i in moved]
         if carried:
             transaction.on_commit(lambda: intake.hand_over(carried))
     return len(moved)
@@ -115,8 +115,8 @@ def reconcile(*, grace: float = RECONCILE_GRACE, queues: list[str] | None = None
             continue
         carried = broker.carried_ids(name)
         missing = [
-            broker.Carried(i, name, p, queue.timeout)
-            for i, p in Job.objects.filter(queue=name, status=Status.WAITING, updated_at__lt=settled).values_list("id", "priority").iterator()
+            broker.Carried(i, name, p, queue.timeout, o)
+            for i, p, o in Job.objects.filter(queue=name, status=Status.WAITING, updated_at__lt=settled).values_list("id", "priority", "owner_id").iterator()
             if i not in carried
         ]
         for start in range(0, len(missing), 1000):

@@ -35,7 +35,7 @@ from redis.exceptions import RedisError
 
 from jobs.engine import broker, conf, dbretry, lifecycle, outbox, runner, sql
 from jobs.engine.context import JobContext
-from jobs.engine.worker import REDIS_FIRST_WAIT, REDIS_MAX_WAIT, Listener, RateGate
+from jobs.engine.worker import REDIS_FIRST_WAIT, REDIS_MAX_WAIT, Listener, RateGate, renew_leases
 from jobs.exceptions import ErrorKind, JobCancelled, JobTimedOut, WorkerShutdown
 from jobs.models import Job, WorkerHeartbeat
 
@@ -336,6 +336,8 @@ class ThreadsWorker:
                 lifecycle.fail(claimed, worker=slot.name, exc=reason or JobTimedOut("timed out"), kind=ErrorKind.TIMEOUT, retryable=True)
         except Exception:
             log.exception("worker %s: could not record job %s; the scheduler's recovery will", slot.name, claimed.id)
+        if conf.get_queue(claimed.queue).per_owner_limit:
+            runner.release_owner_slot(claimed.queue, claimed.id, claimed.owner_id)
         slot.abandoned = True
         self.recycle = True
         self.request_stop()
@@ -350,6 +352,7 @@ class ThreadsWorker:
                 ["last_seen", "current_job_id", "jobs_done"],
             )
             if running:
+                renew_leases([s.current[0] for s in running.values() if s.current is not None])
                 for job_id in Job.objects.filter(pk__in=list(running), cancel_requested_at__isnull=False).values_list("pk", flat=True):
                     slot = running[job_id]
                     current = slot.current

@@ -65,6 +65,8 @@ class Listener:
         self.connection = connection
         self.queues = list(queues)
         self._script = connection.register_script(broker.POP_READY_SCRIPT)
+        self._fair_script = connection.register_script(broker.FAIR_POP_SCRIPT)
+        self._fair = {q for q in self.queues if conf.get_queue(q).fair}
         self._paused: set[str] = set()
         self._paused_read = 0.0
 
@@ -83,7 +85,11 @@ class Listener:
     def pop(self, allowed: Sequence[str] | None = None) -> tuple[str, str] | None:
         """Without blocking: (job id, queue) of the next waiting job, or None."""
         keys = self.keys(allowed)
-        return broker.pop_ready(self._script, keys) if keys else None
+        if not keys:
+            return None
+        if self._fair and (allowed is None or self._fair.intersection(allowed)):
+            return broker.pop_fair(self._fair_script, keys, lease=settings.JOBS_STALL_TIMEOUT)
+        return broker.pop_ready(self._script, keys)
 
     def wait(self, timeout: float, allowed: Sequence[str] | None = None) -> bool:
         """Block up to `timeout` seconds until one of the lists has an id; True if one came.
@@ -307,6 +313,7 @@ class EngineWorker(BaseWorker):
         if not current:
             return
         claimed, ctx = current
+        renew_leases([claimed])
         now = time.monotonic()
         if self._beat_job_id != claimed.id:
             # A new job: drop what a late beat may have written about the previous one after
@@ -335,6 +342,16 @@ class EngineWorker(BaseWorker):
             else:
                 lifecycle.requeue(claimed, worker=self.name, reason="worker exited: job did not stop")
             os._exit(3)
+
+
+def renew_leases(running: Sequence[lifecycle.Claimed]) -> None:
+    """Extend the per-owner slots of running jobs in per-owner-limited queues (a lease lasts JOBS_STALL_TIMEOUT)."""
+    leases = [(c.queue, c.owner_id, c.id) for c in running if c.owner_id is not None and conf.get_queue(c.queue).per_owner_limit]
+    if leases:
+        try:
+            broker.renew(leases, lease=settings.JOBS_STALL_TIMEOUT)
+        except RedisError:
+            log.warning("could not renew the per-owner slots of %d jobs", len(leases))
 
 
 def stale_before() -> Any:
