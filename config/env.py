@@ -203,6 +203,7 @@ class Env:
     fault_point: str = ""
     db_retry: float = 30.0
     async_commit: bool = True
+    prepared_statements: bool = True
 
 
 def _processes(env: Mapping[str, str], name: str, default: int) -> int:
@@ -282,5 +283,6 @@ def read_env(env: Mapping[str, str] | None = None) -> Env:
         fault_point=env.get("JOBS_FAULT_POINT", "").strip(),
         db_retry=_float(env, "JOBS_DB_RETRY", 30.0),
         async_commit=_bool(env, "JOBS_ASYNC_COMMIT", True),
+        prepared_statements=_bool(env, "JOBS_PREPARED_STATEMENTS", True),
         **_storage(env),
     )

@@ -286,7 +286,14 @@ for _name, _override in ENV.queues_override.items():
 # engine's workers read them) and the workers registered in Redis. Built from the declarations, so
 # they list the same Redis lists that the engine pushes to and pops from.
 RQ_QUEUES = {name: {"URL": REDIS_URL} for _queue in JOBS_QUEUES for name in carrier_names(_queue)}
+# The engine writes no RQ job hashes (only ids travel): django-rq reads its lists through a queue
+# class that lists the ids without removing them as RQ's own would.
+RQ = {"QUEUE_CLASS": "jobs.engine.broker.CarrierQueue"}
 
+# The worker's transition statements are prepared on their connection (server-side binding):
+# PostgreSQL plans them once. Turn off behind a pooler that cannot keep prepared statements
+# (PgBouncer before 1.21 in transaction mode).
+JOBS_PREPARED_STATEMENTS = ENV.prepared_statements
 JOBS_STALL_TIMEOUT = ENV.stall_timeout
 JOBS_HEARTBEAT_INTERVAL = ENV.heartbeat_interval
 JOBS_CANCEL_GRACE = ENV.cancel_grace

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-import zlib
 from dataclasses import dataclass
 from typing import Any, Iterable, Sequence
 
@@ -14,15 +13,12 @@ from django.conf import settings
 from redis import Redis
 from rq import Queue as RQQueue
 from rq.job import Job as RQJob
-from rq.job import JobStatus
-from rq.serializers import resolve_serializer
-from rq.utils import now as rq_now
-from rq.utils import utcformat
 
 from jobs.engine import priority
 
 PAUSED_KEY = "jobs:paused"
-RUN_FUNC = "jobs.tasks.run_job"
+#: What django-rq shows as an engine job's function (CarrierQueue): the engine runs it, not RQ.
+RUN_FUNC = "jobs.engine.runner.run"
 
 _local = threading.local()
 
@@ -82,11 +78,12 @@ def running_key(queue: str, owner: int | str) -> str:
 
 
 def push(items: Iterable[Carried], *, at_front: bool = False) -> int:
-    """Hand jobs to RQ in one round trip: an RQ job per id (func jobs.tasks.run_job) on its level's list.
+    """Hand jobs to Redis in one round trip: each id onto its queue's list for its priority level.
 
-    The RQ job hash is what RQ's own Job.save() writes (so a plain RQ worker can run it too), built
-    from one template per RQ queue instead of one RQ Job object per id; the ids go to each list in
-    one RPUSH. Bulk enqueue of 10,000 jobs spends a third of its time here otherwise.
+    Only the id travels (and, for a fair queue, its waiting-since and owner in the queue's meta
+    hash): the row holds everything else. No RQ job hash is written; stock RQ workers cannot run
+    engine jobs (they keep no database heartbeat) and django-rq's pages read the lists through
+    CarrierQueue. Bulk enqueue of 10,000 jobs spent 40% of its time building those hashes.
     """
     from jobs.engine import conf
 
@@ -94,22 +91,10 @@ def push(items: Iterable[Carried], *, at_front: bool = False) -> int:
     count = 0
     now = time.time()
     fair: dict[str, bool] = {}
-    enqueued_at = utcformat(rq_now())  # what RQ's own enqueue records; django-rq's page shows the oldest
-    templates: dict[tuple[str, int], dict[str, Any]] = {}
     lists: dict[str, list[str]] = {}
     with conn.pipeline(transaction=False) as pipe:
         for item in items:
-            name = rq_name(item.queue, priority.level(item.priority))
-            timeout = int(item.timeout) + 1
-            template = templates.get((name, timeout))
-            if template is None:
-                template = templates[(name, timeout)] = _job_hash_template(conn, name, timeout)
-            mapping: dict[Any, Any] = dict(template)
-            mapping["data"] = zlib.compress(_SERIALIZER.dumps((RUN_FUNC, None, (item.id,), {})))
-            mapping["description"] = f"{item.queue}:{item.id}"
-            mapping["enqueued_at"] = enqueued_at
-            pipe.hset(RQJob.redis_job_namespace_prefix + item.id, mapping=mapping)
-            lists.setdefault(RQQueue.redis_queue_namespace_prefix + name, []).append(item.id)
+            lists.setdefault(rq_key(item.queue, priority.level(item.priority)), []).append(item.id)
             if fair.setdefault(item.queue, conf.get_queue(item.queue).fair):
                 pipe.hset(meta_key(item.queue), item.id, f"{now:.3f}|{'' if item.owner is None else item.owner}")
             count += 1
@@ -124,26 +109,33 @@ def push(items: Iterable[Carried], *, at_front: bool = False) -> int:
     return count
 
 
-_SERIALIZER = resolve_serializer(None)
+class CarrierQueue(RQQueue):
+    """django-rq's view of an engine list (settings.RQ's QUEUE_CLASS): its ids, read without touching them.
+
+    RQ's own Queue.fetch_job drops an id whose job hash is missing, and the engine writes none, so
+    its pages would empty the lists they show. Here each id reads as an unsaved RQ job that names it.
+    """
+
+    def fetch_job(self, job_id: str) -> RQJob | None:  # noqa: D102
+        from datetime import timezone as dt_timezone
+
+        from jobs.models import Job
+
+        job = RQJob.create(RUN_FUNC, args=(job_id,), id=job_id, connection=self.connection, origin=self.name, description=f"engine job {job_id}")
+        row = Job.objects.filter(pk=job_id).values("created_at", "updated_at").first()
+        if row is not None:  # RQ keeps naive UTC; enqueued: when the row last became waiting
+            job.created_at = row["created_at"].astimezone(dt_timezone.utc).replace(tzinfo=None)
+            job.enqueued_at = row["updated_at"].astimezone(dt_timezone.utc).replace(tzinfo=None)
+        return job
 
 
-def _job_hash_template(conn: Redis, origin: str, timeout: int) -> dict[str, Any]:
-    """The fields RQ's Job.save() writes for one of our jobs, but the per-job data and description."""
-    job = RQJob.create(RUN_FUNC, args=("",), connection=conn, timeout=timeout, result_ttl=0, failure_ttl=0, origin=origin, description="")
-    # Empty fields read back exactly as absent ones (Job.restore): fewer fields to send per job.
-    mapping = {k: v for k, v in job.to_dict().items() if v != ""}
-    mapping["status"] = JobStatus.QUEUED.value
-    return mapping
-
-
-# Take the first waiting id, in the keys' order, from a queue that is not paused, and drop its RQ
-# hash: what a worker does after BLPOP (pop, paused check, delete) in one round trip and atomically.
+# Take the first waiting id, in the keys' order, from a queue that is not paused: what a worker does
+# after BLPOP (pop, paused check) in one round trip and atomically.
 POP_READY_SCRIPT = """
 for i, key in ipairs(KEYS) do
-  if redis.call('SISMEMBER', ARGV[1], ARGV[i + 2]) == 0 then
+  if redis.call('SISMEMBER', ARGV[1], ARGV[i + 1]) == 0 then
     local id = redis.call('LPOP', key)
     if id then
-      redis.call('DEL', ARGV[2] .. id)
       return {key, id}
     end
   end
@@ -157,14 +149,14 @@ return false
 # WINDOW ids whose owner runs fewer than the limit (expired leases dropped first). A candidate's
 # level is its list's rank plus one per `aging` seconds it has waited; the highest level wins,
 # then the one waiting longest, then the keys' order. The winner leaves its list (LPOP, or LREM
-# past the head), its meta and RQ hash are dropped, and under a per-owner limit it takes a lease in
-# its owner's running set. ARGV: paused key, RQ job prefix, now, lease seconds, window, then per key:
+# past the head), its meta is dropped, and under a per-owner limit it takes a lease in
+# its owner's running set. ARGV: paused key, now, lease seconds, window, then per key:
 # queue, rank, aging (0: none), per-owner limit (0: none), meta key, running-key prefix.
 FAIR_POP_SCRIPT = """
-local now, lease, window = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local now, lease, window = tonumber(ARGV[2]), tonumber(ARGV[3]), tonumber(ARGV[4])
 local best, best_level, best_since = nil, nil, nil
 for i, key in ipairs(KEYS) do
-  local b = 6 + (i - 1) * 6
+  local b = 5 + (i - 1) * 6
   local queue, rank, aging, limit = ARGV[b], tonumber(ARGV[b + 1]), tonumber(ARGV[b + 2]), tonumber(ARGV[b + 3])
   local meta, running = ARGV[b + 4], ARGV[b + 5]
   if redis.call('SISMEMBER', ARGV[1], queue) == 0 then
@@ -200,7 +192,6 @@ if best == nil then return false end
 local key, id, pos, info, limit, running, meta = best[1], best[2], best[3], best[4], best[5], best[6], best[7]
 if pos == 1 then redis.call('LPOP', key) else redis.call('LREM', key, 1, id) end
 redis.call('HDEL', meta, id)
-redis.call('DEL', ARGV[2] .. id)
 local owner = info and string.match(info, '|(.*)$') or ''
 if limit > 0 and owner ~= '' then redis.call('ZADD', running .. owner, now + lease, id) end
 return {key, id}
@@ -213,7 +204,7 @@ def pop_fair(script: Any, keys: Sequence[str], *, lease: float) -> tuple[str, st
     """pop_ready for keys among which some queue is fair; `script` is FAIR_POP_SCRIPT registered on the caller's connection."""
     from jobs.engine import conf
 
-    args: list[Any] = [PAUSED_KEY, RQJob.redis_job_namespace_prefix, f"{time.time():.3f}", lease, FAIR_WINDOW]
+    args: list[Any] = [PAUSED_KEY, f"{time.time():.3f}", lease, FAIR_WINDOW]
     for key in keys:
         queue = conf.get_queue(key_to_queue(key))
         rank = priority.LEVELS.index(int(key.rsplit(".p", 1)[1]))
@@ -245,7 +236,7 @@ def pop_ready(script: Any, keys: Sequence[str]) -> tuple[str, str] | None:
 
     `script` is POP_READY_SCRIPT registered on the caller's connection (Redis.register_script).
     """
-    popped = script(keys=keys, args=[PAUSED_KEY, RQJob.redis_job_namespace_prefix, *(key_to_queue(k) for k in keys)])
+    popped = script(keys=keys, args=[PAUSED_KEY, *(key_to_queue(k) for k in keys)])
     if not popped:
         return None
     key, raw_id = popped
@@ -266,7 +257,6 @@ def remove_many(items: Iterable[tuple[str, str, int | None]]) -> None:
             for lv in levels:
                 pipe.lrem(rq_key(queue, lv), 0, job_id)
             pipe.hdel(meta_key(queue), job_id)
-            pipe.delete(RQJob.key_for(job_id))
         pipe.execute()
 
 

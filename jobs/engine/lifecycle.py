@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from jobs.engine import broker, conf, dbretry, intake, outbox, retry
 from jobs.engine.hooks import JobChange
-from jobs.engine.states import Move, Status, move
+from jobs.engine.states import Move, Status, Step, can_chain, move, move_chain
 from jobs.exceptions import ErrorKind, InvalidTransition, JobError
 from jobs.models import DeadLetter, Job
 
@@ -100,6 +100,45 @@ def complete(job: Claimed, *, worker: str, result: Any) -> bool:
         return False
     _tell(job, moved, "completed", Status.COMPLETED, progress=100, result=result, attempt=job.attempt)
     return True
+
+
+def complete_and_claim(job: Claimed, *, worker: str, result: Any, next_id: str, next_queue: str) -> tuple[bool, Claimed | None]:
+    """complete(job) and claim(next_id) in one round trip and one commit (PostgreSQL; elsewhere one after the other).
+
+    Returns whether the completion went through and the next job claimed (None if it was no longer
+    waiting). A lost connection is ridden out as each write alone would: the pair is sent again,
+    and a claim that had committed is found to be ours.
+    """
+    if not can_chain():
+        return complete(job, worker=worker, result=result), claim(next_id, queue=next_queue, worker=worker)
+    tries = 0
+
+    def write() -> list[Move | None]:
+        nonlocal tries
+        tries += 1
+        now = timezone.now()
+        return move_chain([
+            Step(job.id, job.queue, Status.ACTIVE, Status.COMPLETED, only_if={"worker_name": worker},
+                 data={"result": result, "attempt": job.attempt}, fields=dict(result=result, progress=100, completed_at=now)),
+            Step(next_id, next_queue, Status.WAITING, Status.ACTIVE, returning=_CLAIMED_FIELDS, fields=dict(
+                started_at=now, worker_name=worker, attempts_made=F("attempts_made") + 1, progress=0, progress_message="", cancel_requested_at=None,
+            )),
+        ])
+
+    done, claimed_move = dbretry.retrying(write, what=f"completion of job {job.id} and claim of job {next_id}")
+    completed = done is not None
+    if done is not None:
+        _tell(job, done, "completed", Status.COMPLETED, progress=100, result=result, attempt=job.attempt)
+    elif tries > 1 and Job.objects.filter(pk=job.id, status=Status.COMPLETED, worker_name=worker).exists():
+        completed = True  # committed on an earlier try whose answer was lost; its hooks are the sweep's
+    else:
+        log.warning("job %s finished on %s but is no longer its job; result dropped", job.id, worker)
+    if claimed_move is None:
+        row = Job.objects.filter(pk=next_id, status=Status.ACTIVE, worker_name=worker).values(*_CLAIMED_FIELDS).first() if tries > 1 else None
+        return completed, (_claimed(next_id, row) if row is not None else None)
+    claimed = _claimed(next_id, claimed_move.row)
+    _tell(claimed, claimed_move, "started", Status.ACTIVE)
+    return completed, claimed
 
 
 def describe(exc: BaseException) -> tuple[ErrorKind, bool, str, str]:

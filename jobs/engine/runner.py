@@ -6,6 +6,7 @@ import logging
 import signal
 import threading
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Iterator, Protocol
 
 from jobs.engine import broker, conf, dbretry, lifecycle, registry
@@ -99,6 +100,18 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
+@dataclass
+class Chain:
+    """A worker's offer to claim its next job in the same round trip as this one's completion.
+
+    `pop` takes the next (job id, queue) without blocking, or None (nothing waits, or the worker
+    stops); the job claimed with the completion is left in `claimed` for the worker to run next.
+    """
+
+    pop: Callable[[], tuple[str, str] | None]
+    claimed: lifecycle.Claimed | None = None
+
+
 def run(
     job_id: str,
     *,
@@ -106,6 +119,7 @@ def run(
     worker: str,
     guard: Interrupts | None = None,
     on_start: Callable[[lifecycle.Claimed, JobContext], None] | None = None,
+    chain: Chain | None = None,
 ) -> str:
     """Claim `job_id` and run it; returns the status it ended in ("" if it was not ours to run).
 
@@ -113,6 +127,7 @@ def run(
     sound: an interrupt (timeout, cancel, shutdown) may land in the middle of one of the task's
     database calls, and then the connection is dropped (its query cancelled) before the outcome is
     written on a new one. Outcome writes ride out a database restart (jobs.engine.dbretry).
+    With `chain`, a completion also claims the worker's next job (run_claimed runs it).
     """
     claimed = lifecycle.claim(job_id, queue=queue, worker=worker)
     if claimed is None:
@@ -121,11 +136,31 @@ def run(
 
             release_owner_slot(queue, job_id, Job.objects.filter(pk=job_id).values_list("owner_id", flat=True).first())
         return ""
+    return run_claimed(claimed, worker=worker, guard=guard, on_start=on_start, chain=chain)
+
+
+def run_claimed(
+    claimed: lifecycle.Claimed,
+    *,
+    worker: str,
+    guard: Interrupts | None = None,
+    on_start: Callable[[lifecycle.Claimed, JobContext], None] | None = None,
+    chain: Chain | None = None,
+) -> str:
+    """Run a job this worker has claimed (run(), or the claim that came with its previous job's completion)."""
     try:
-        return _run(claimed, worker=worker, guard=guard, on_start=on_start)
+        return _run(claimed, worker=worker, guard=guard, on_start=on_start, chain=chain)
     finally:
         if conf.get_queue(claimed.queue).per_owner_limit:
             release_owner_slot(claimed.queue, claimed.id, claimed.owner_id)
+
+
+def _complete(claimed: lifecycle.Claimed, *, worker: str, result: Any, chain: Chain | None) -> str:
+    taken = chain.pop() if chain is not None else None
+    if chain is None or taken is None:
+        return "completed" if lifecycle.complete(claimed, worker=worker, result=result) else ""
+    done, chain.claimed = lifecycle.complete_and_claim(claimed, worker=worker, result=result, next_id=taken[0], next_queue=taken[1])
+    return "completed" if done else ""
 
 
 def release_owner_slot(queue: str, job_id: str, owner: int | None) -> None:
@@ -137,7 +172,8 @@ def release_owner_slot(queue: str, job_id: str, owner: int | None) -> None:
 
 
 def _run(
-    claimed: lifecycle.Claimed, *, worker: str, guard: Interrupts | None, on_start: Callable[[lifecycle.Claimed, JobContext], None] | None,
+    claimed: lifecycle.Claimed, *, worker: str, guard: Interrupts | None,
+    on_start: Callable[[lifecycle.Claimed, JobContext], None] | None, chain: Chain | None,
 ) -> str:
     guard = guard if guard is not None else Guard()
     ctx = JobContext(
@@ -157,7 +193,7 @@ def _run(
         with guard.running(timeout, job_id=claimed.id):
             result = task.func(ctx, claimed.payload)
         value = _jsonable(result)
-        outcome = lambda: "completed" if lifecycle.complete(claimed, worker=worker, result=value) else ""  # noqa: E731
+        outcome = lambda: _complete(claimed, worker=worker, result=value, chain=chain)  # noqa: E731
     except JobCancelled:
         outcome = lambda: "cancelled" if lifecycle.cancelled(claimed, worker=worker) else ""  # noqa: E731
     except WorkerShutdown:

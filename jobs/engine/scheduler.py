@@ -45,7 +45,7 @@ def recover_stalled() -> int:
     """Active jobs whose worker stopped sending heartbeats: the attempt counts as failed (STALLED)."""
     cutoff = stale_before()
     alive = set(WorkerHeartbeat.objects.filter(last_seen__gte=cutoff, stopped_at__isnull=True).values_list("name", flat=True))
-    suspects = Job.objects.filter(status=Status.ACTIVE, started_at__lt=cutoff).exclude(worker_name__in=alive).exclude(worker_name__startswith="rq:")
+    suspects = Job.objects.filter(status=Status.ACTIVE, started_at__lt=cutoff).exclude(worker_name__in=alive)
     n = 0
     for job in suspects.iterator():
         claimed = lifecycle.as_claimed(job)

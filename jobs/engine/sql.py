@@ -4,6 +4,7 @@ jobs.engine.states decides what may move; this module only says it to PostgreSQL
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Sequence
@@ -79,58 +80,161 @@ def move_one(
     hooks yet (`blocked`: the outbox leaves this one to its sweep, to keep hooks in order) and which
     hooks have an open delivery of the job (`held`: this change queues behind it for them).
     """
+    return move_chain(db, [MoveSql(job_id, queue, current, target, message, data, only_if, returning, fields, now, delivered, tuple(mark))])[0]
+
+
+@dataclass(frozen=True)
+class MoveSql:
+    """One move for move_chain: move_one's arguments."""
+
+    job_id: str
+    queue: str
+    current: str
+    target: str
+    message: str
+    data: dict[str, Any] | None
+    only_if: dict[str, Any] | None
+    returning: tuple[str, ...]
+    fields: dict[str, Any]
+    now: Any
+    delivered: bool = True
+    mark: tuple[int, ...] = ()
+
+
+def move_chain(db: str, moves: Sequence[MoveSql]) -> list[Moved | None]:
+    """PostgreSQL: several moves (each move_one's UPDATE and event INSERT) in one statement: one round trip
+    and one commit. A worker records one job's completion and claims the next this way.
+
+    Each move answers as move_one does (None if its row was not in `current`). The statement is
+    prepared on its connection (server-side binding; JOBS_PREPARED_STATEMENTS): planning these
+    CTEs costs PostgreSQL more than running them. With several moves the data-modifying CTEs
+    share one snapshot, so each move must be of another job.
+    """
+    from django.conf import settings
     from django.db import connections
 
-    from jobs.models import HookDelivery, Job, JobEvent
-
     conn = connections[db]
-    qn = conn.ops.quote_name
-    built = _update_sql(conn, {"status": target, **fields}, {"id": job_id, "status": current, **(only_if or {})})
-    if built is None:
-        from django.db.models.sql import UpdateQuery
-
-        query: Any = Job.objects.filter(pk=job_id, status=current, **(only_if or {})).query.chain(UpdateQuery)
-        query.add_update_values({"status": target, **fields})
-        built = query.get_compiler(db).as_sql()
-    update_sql, update_params = built
-    out = [_job_fields()[1][name] for name in returning]
-    carried = ["id", "type", "group_ref", "owner_id"]
-    columns = ", ".join(qn(c) for c in dict.fromkeys([*carried, *(str(f.column) for f in out)]))
-    picked = ", ".join(f"moved.{qn(str(f.column))}" for f in out)
-    ev, hd = qn(JobEvent._meta.db_table), qn(HookDelivery._meta.db_table)
-    ctes = [
-        f"moved AS ({update_sql} RETURNING {columns})",
-        f"ins AS (INSERT INTO {ev} (job_id, queue, type, group_ref, owner_id, from_status, to_status, message, data, at, delivered) "
-        f"SELECT id, %s, type, group_ref, owner_id, %s, %s, %s, %s, %s, %s FROM moved RETURNING id)",
-    ]
+    parts = [_move_parts(conn, db, m, f"m{i}_" if len(moves) > 1 else "") for i, m in enumerate(moves)]
+    mark = next((m.mark for m in moves if m.mark), ())
+    ctes: list[str] = []
+    params: list[Any] = []
+    for part in parts:
+        for sql_text, values in part.ctes:
+            ctes.append(sql_text)
+            params += values
     if mark:
-        ctes.append(f"marked AS (UPDATE {ev} SET delivered = true WHERE id = ANY(%s) AND NOT delivered)")
-    waits = (
-        f"EXISTS (SELECT 1 FROM {ev} e WHERE e.job_id = moved.id AND NOT e.delivered AND e.id <> ALL(%s)), "
-        f"ARRAY(SELECT DISTINCT d.consumer FROM {hd} d WHERE d.job_id = moved.id AND d.done_at IS NULL)"
-        if not delivered else "false, ARRAY[]::varchar[]"
-    )
-    sql = f"WITH {', '.join(ctes)} SELECT (SELECT id FROM ins), {waits}{', ' + picked if picked else ''} FROM moved"
-    jsonb = JobEvent._meta.get_field("data").get_db_prep_save(data or {}, conn)
-    at = JobEvent._meta.get_field("at").get_db_prep_save(now, conn)
-    params: list[Any] = [*update_params, queue, current, target, message[:1000], jsonb, at, delivered]
-    if mark:
+        ctes.append(f"marked AS (UPDATE {conn.ops.quote_name(_event_table())} SET delivered = true WHERE id = ANY(%s) AND NOT delivered)")
         params.append(list(mark))
-    if not delivered:
-        params.append(list(mark))
-    # Django's cursor, so the statement shows in assertNumQueries and execute wrappers. Measured and
-    # left out: server-side binding with prepared statements (no gain here, and it breaks poolers).
-    with transaction.mark_for_rollback_on_error(using=db), conn.cursor() as cursor:
+    if len(parts) == 1:
+        part = parts[0]
+        selects = [f"SELECT (SELECT id FROM {part.p}ins), {part.waits}{', ' + part.picked if part.picked else ''} FROM {part.p}moved"]
+    else:
+        # One row per move that happened, its returned fields as JSON (claims: JSON-safe fields only).
+        selects = [
+            f"SELECT {i}, (SELECT id FROM {part.p}ins), {part.waits}, {f'to_jsonb({part.p}moved)' if part.out else 'NULL::jsonb'} FROM {part.p}moved"
+            for i, part in enumerate(parts)
+        ]
+    for part in parts:
+        params += part.waits_params
+    sql = f"WITH {', '.join(ctes)} {' UNION ALL '.join(selects)}"
+    answers: list[Moved | None] = [None] * len(moves)
+    prepared = settings.JOBS_PREPARED_STATEMENTS and conn.vendor == "postgresql"
+    with transaction.mark_for_rollback_on_error(using=db), _cursor(conn, prepared) as cursor:
         cursor.execute(sql, params)
-        found = cursor.fetchone()
-    if found is None:
-        return None
+        rows = cursor.fetchall()
+    if len(parts) == 1:
+        if rows:
+            answers[0] = _moved(conn, moves[0].returning, parts[0].out, rows[0])
+        return answers
+    for row in rows:
+        i, part, move = row[0], parts[row[0]], moves[row[0]]
+        fields = json.loads(row[4]) if isinstance(row[4], str) else (row[4] or {})  # Django's psycopg loads jsonb as text
+        picked = {name: fields[str(f.column)] for name, f in zip(move.returning, part.out)}  # already Python: no converters
+        answers[i] = Moved(row=picked, event_id=int(row[1]), blocked=bool(row[2]), held=frozenset(row[3] or ()))
+    return answers
+
+
+@lru_cache(maxsize=1)
+def _prepared_cursor_class() -> Any:
+    """A psycopg cursor that binds server-side and prepares every statement it runs (see move_chain)."""
+    import psycopg
+
+    class Prepared(psycopg.Cursor):  # type: ignore[type-arg]
+        def execute(self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None) -> Any:
+            return super().execute(query, params, prepare=True if prepare is None else prepare, binary=binary)
+
+    return Prepared
+
+
+def _cursor(conn: Any, prepared: bool) -> Any:
+    """Django's cursor (so the statement counts in assertNumQueries), on a prepared server-binding psycopg cursor if asked."""
+    if not prepared:
+        return conn.cursor()
+    conn.ensure_connection()
+    return conn._prepare_cursor(_prepared_cursor_class()(conn.connection))
+
+
+def _event_table() -> str:
+    from jobs.models import JobEvent
+
+    return str(JobEvent._meta.db_table)
+
+
+def _moved(conn: Any, returning: tuple[str, ...], out: list[Field[Any, Any]], found: Sequence[Any]) -> Moved:
     row = {}
     for name, f, value in zip(returning, out, found[3:]):
         for convert in f.get_db_converters(conn):
             value = convert(value, None, conn)
         row[name] = value
     return Moved(row=row, event_id=int(found[0]), blocked=bool(found[1]), held=frozenset(found[2] or ()))
+
+
+@dataclass(frozen=True)
+class _Parts:
+    """One move's pieces of the chained statement: CTEs named with prefix `p`, its waits and what it reads back."""
+
+    p: str
+    ctes: list[tuple[str, list[Any]]]
+    waits: str
+    waits_params: list[Any]
+    picked: str
+    out: list[Field[Any, Any]]
+
+
+def _move_parts(conn: Any, db: str, m: MoveSql, p: str) -> _Parts:
+    from jobs.models import HookDelivery, Job, JobEvent
+
+    qn = conn.ops.quote_name
+    built = _update_sql(conn, {"status": m.target, **m.fields}, {"id": m.job_id, "status": m.current, **(m.only_if or {})})
+    if built is None:
+        from django.db.models.sql import UpdateQuery
+
+        query: Any = Job.objects.filter(pk=m.job_id, status=m.current, **(m.only_if or {})).query.chain(UpdateQuery)
+        query.add_update_values({"status": m.target, **m.fields})
+        built = query.get_compiler(db).as_sql()
+    update_sql, update_params = built
+    out = [_job_fields()[1][name] for name in m.returning]
+    carried = ["id", "type", "group_ref", "owner_id"]
+    columns = ", ".join(qn(c) for c in dict.fromkeys([*carried, *(str(f.column) for f in out)]))
+    picked = ", ".join(f"{p}moved.{qn(str(f.column))}" for f in out)
+    ev, hd = qn(JobEvent._meta.db_table), qn(HookDelivery._meta.db_table)
+    jsonb = JobEvent._meta.get_field("data").get_db_prep_save(m.data or {}, conn)
+    at = JobEvent._meta.get_field("at").get_db_prep_save(m.now, conn)
+    ctes = [
+        (f"{p}moved AS ({update_sql} RETURNING {columns})", list(update_params)),
+        (
+            f"{p}ins AS (INSERT INTO {ev} (job_id, queue, type, group_ref, owner_id, from_status, to_status, message, data, at, delivered) "
+            f"SELECT id, %s, type, group_ref, owner_id, %s, %s, %s, %s, %s, %s FROM {p}moved RETURNING id)",
+            [m.queue, m.current, m.target, m.message[:1000], jsonb, at, m.delivered],
+        ),
+    ]
+    if m.delivered:
+        return _Parts(p, ctes, "false, ARRAY[]::varchar[]", [], picked, out)
+    waits = (
+        f"EXISTS (SELECT 1 FROM {ev} e WHERE e.job_id = {p}moved.id AND NOT e.delivered AND e.id <> ALL(%s)), "
+        f"ARRAY(SELECT DISTINCT d.consumer FROM {hd} d WHERE d.job_id = {p}moved.id AND d.done_at IS NULL)"
+    )
+    return _Parts(p, ctes, waits, [list(m.mark)], picked, out)
 
 
 def mark_delivered(ids: Sequence[int]) -> None:

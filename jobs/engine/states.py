@@ -107,6 +107,60 @@ def move(
         raise
 
 
+@dataclass(frozen=True)
+class Step:
+    """One move of move_chain: move()'s arguments, from one source."""
+
+    job_id: str
+    queue: str
+    source: str
+    target: str
+    message: str = ""
+    data: dict[str, Any] | None = None
+    only_if: dict[str, Any] | None = None
+    returning: tuple[str, ...] = ()
+    fields: dict[str, Any] | None = None
+
+
+def can_chain() -> bool:
+    """Whether move_chain can send several moves in one round trip here (PostgreSQL)."""
+    from django.db import connections
+
+    from jobs.models import Job
+
+    return connections[Job.objects.db].vendor == "postgresql"
+
+
+def move_chain(steps: list[Step]) -> list[Move | None]:
+    """PostgreSQL: move() for each step, sent in one round trip and committed together; None for a step
+    whose job was no longer in its source (where move() raises InvalidTransition). A worker completes
+    one job and claims the next this way."""
+    from jobs.engine import outbox
+    from jobs.models import Job
+
+    for step in steps:
+        if not can_move(step.source, step.target):
+            raise InvalidTransition(step.job_id, step.source, step.target)
+    now = timezone.now()
+    mark = outbox.take_pending()
+    specs = []
+    for step in steps:
+        hook = outbox.event_name(step.source, step.target) is not None
+        specs.append(sql.MoveSql(
+            step.job_id, step.queue, step.source, step.target, step.message, step.data, step.only_if, step.returning,
+            {**(step.fields or {}), "updated_at": now}, now, not hook, tuple(mark),  # one marking; every move's waits skip them
+        ))
+    try:
+        moved = sql.move_chain(Job.objects.db, specs)
+    except BaseException:
+        outbox.give_back(mark)
+        raise
+    return [
+        None if m is None else Move(previous=step.source, event_id=m.event_id, blocked=m.blocked, held=m.held, row=m.row)
+        for step, m in zip(steps, moved)
+    ]
+
+
 def _move_orm(
     job_id: str, queue: str, sources: tuple[str, ...], target: str, message: str, data: dict[str, Any] | None,
     only_if: dict[str, Any] | None, returning: tuple[str, ...], fields: dict[str, Any], now: Any, mark: list[int],

@@ -184,6 +184,12 @@ class EngineWorker(BaseWorker):
         self.listener = Listener(self.connection, self.engine_queues)
         self.rate_gate = RateGate(self.name)
         self.jobs_done = 0
+        # Claim the next job with this one's completion (one round trip), unless a queue's start must
+        # first pass a rate limit or a per-owner slot (those claims keep their own path).
+        self._chain = runner.Chain(pop=self._pop_for_chain)
+        self._chainable = not any(conf.get_queue(q).rate_limit or conf.get_queue(q).per_owner_limit for q in self.engine_queues)
+        self._max_jobs: int | None = None
+        self._executed = 0
 
     # -- RQ hooks -----------------------------------------------------------------------------
 
@@ -202,7 +208,17 @@ class EngineWorker(BaseWorker):
         self._beat_thread = threading.Thread(target=self._beat_loop, name="jobs-heartbeat", daemon=True)
         self._beat_thread.start()
 
+    def work(self, *args: Any, **kwargs: Any) -> bool:  # noqa: D102
+        self._max_jobs = kwargs.get("max_jobs")  # by keyword, as every caller here passes it
+        return super().work(*args, **kwargs)
+
     def teardown(self) -> None:
+        chained, self._chain.claimed = self._chain.claimed, None
+        if chained is not None:  # claimed with the last completion, then the loop stopped: it goes back, not counted
+            try:
+                lifecycle.requeue(chained, worker=self.name, reason="worker stopped before starting it")
+            except Exception:
+                log.exception("worker %s: could not put back job %s; the scheduler's recovery will", self.name, chained.id)
         self._flush_marks()
         outbox.defer_marks = False
         if sql.asynchronous:
@@ -261,14 +277,22 @@ class EngineWorker(BaseWorker):
         return None
 
     def _dequeue(self, timeout: int | None, max_idle_time: int | None) -> tuple[str, str] | None:
+        if self._chain.claimed is not None:
+            return self._chain.claimed.id, self._chain.claimed.queue
         return self.listener.next(lambda: self._stop_requested, burst=timeout is None, max_idle_time=max_idle_time, idle=self._flush_marks)
 
     def execute_job(self, job: Any, queue: Any) -> None:
         job_id, queue_name = job, queue
         self._state = WorkerStatus.BUSY
-        self.rate_gate.wait(queue_name)
+        if self._chain.claimed is None:
+            self.rate_gate.wait(queue_name)
+        chained, self._chain.claimed = self._chain.claimed, None
+        self._executed += 1
         try:
-            status = runner.run(job_id, queue=queue_name, worker=self.name, guard=self.guard, on_start=self._on_start)
+            if chained is not None and chained.id == job_id:
+                status = runner.run_claimed(chained, worker=self.name, guard=self.guard, on_start=self._on_start, chain=self._chain)
+            else:
+                status = runner.run(job_id, queue=queue_name, worker=self.name, guard=self.guard, on_start=self._on_start, chain=self._chain)
             if status:
                 self.jobs_done += 1
         finally:
@@ -285,6 +309,15 @@ class EngineWorker(BaseWorker):
             # The marks stay pending (or the outbox sweep delivers those events again: hooks are idempotent).
             log.exception("worker %s: could not mark delivered events", self.name)
             dbretry.drop_connection()
+
+    def _pop_for_chain(self) -> tuple[str, str] | None:
+        """The next waiting job, to claim with this one's completion; None when the loop is about to stop."""
+        if not self._chainable or self._stop_requested or (self._max_jobs is not None and self._executed >= self._max_jobs):
+            return None
+        try:
+            return self.listener.pop()
+        except RedisError:
+            return None  # the dequeue rides it out and says so
 
     def _on_start(self, claimed: lifecycle.Claimed, ctx: JobContext) -> None:
         self.current = (claimed, ctx)
