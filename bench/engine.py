@@ -43,9 +43,12 @@ QUEUE = "bench"
 RQ_QUEUE = "bench-rq"
 NOOP = "jobs.samples.noop"
 TARGETS = {
-    "engine_vs_rq_simple": 1.0, "engine_vs_rq_fork": 4.0, "enqueue_s": 2.0, "latency_p50_ms": 3.0, "latency_p95_ms": 10.0,
+    "engine_vs_rq_simple": 1.0, "engine_vs_rq_fork": 4.0, "enqueue_s": 1.0, "latency_p50_ms": 3.0, "latency_p95_ms": 10.0,
     "engine_vs_celery_solo": 1.0, "engine_vs_dramatiq": 1.0,  # the second: issue 11's moonshot
 }
+
+#: Threads of the threads-mode engine run (a no-op job gains nothing from threads: this shows their cost).
+THREADS = 8
 
 _children: list[subprocess.Popen[bytes]] = []
 
@@ -116,8 +119,8 @@ def output(p: subprocess.Popen[bytes]) -> str:
     return p.log.read().decode(errors="replace")[-3000:]  # type: ignore[attr-defined]
 
 
-def engine_worker(name: str, *, burst: bool) -> subprocess.Popen[bytes]:
-    return spawn(["manage.py", "worker", QUEUE, "--name", name, *(["--burst"] if burst else [])])
+def engine_worker(name: str, *, burst: bool, threads: int = 0) -> subprocess.Popen[bytes]:
+    return spawn(["manage.py", "worker", QUEUE, "--name", name, *(["--burst"] if burst else []), *(["--threads", str(threads)] if threads else [])])
 
 
 def rq_worker(kind: str, url: str, *, burst: bool) -> subprocess.Popen[bytes]:
@@ -211,8 +214,8 @@ def clean_rq(conn: Any) -> None:
         conn.delete(*keys[i : i + 1000])
 
 
-def engine_throughput(n: int, processes: int) -> dict[str, float]:
-    """Enqueue n noop jobs (timed), then drain them with `processes` burst workers."""
+def engine_throughput(n: int, processes: int, *, threads: int = 0) -> dict[str, float]:
+    """Enqueue n noop jobs (timed), then drain them with `processes` burst workers (each of `threads` threads if given)."""
     from django.db.models import Count, Max, Min, Q
 
     from jobs import services
@@ -222,7 +225,7 @@ def engine_throughput(n: int, processes: int) -> dict[str, float]:
     services.enqueue_many([services.JobSpec(type="noop", queue=QUEUE) for _ in range(n)])
     enqueue_s = time.perf_counter() - t0
     tag = secrets.token_hex(3)
-    procs = [engine_worker(f"bench-engine-{tag}-{i}", burst=True) for i in range(processes)]
+    procs = [engine_worker(f"bench-engine-{tag}-{i}", burst=True, threads=threads) for i in range(processes)]
     wait_all(procs, timeout=max(120.0, n / 20))
     agg = Job.objects.filter(queue=QUEUE).aggregate(
         first=Min("started_at"), last=Max("completed_at"), done=Count("id", filter=Q(status="completed")), total=Count("id")
@@ -354,6 +357,7 @@ def report(fig: dict[str, Any], args: argparse.Namespace) -> None:
     print("  throughput (first start -> last completion)")
     row("engine, 1 worker process (PostgreSQL)", fig["engine_1proc_jobs_s"], "jobs/s")
     row("engine, 2 worker processes (PostgreSQL)", fig["engine_2proc_jobs_s"], "jobs/s")
+    row(f"engine, 1 process of {THREADS} threads (threads mode)", fig["engine_threads_jobs_s"], "jobs/s")
     row("plain RQ SimpleWorker, 1 process, no DB", fig["rq_simple_jobs_s"], "jobs/s")
     row(f"plain RQ Worker (forking), {args.fork_jobs} jobs, no DB", fig["rq_fork_jobs_s"], "jobs/s")
     row("Celery solo pool, 1 process, no DB (bench/peers.py)", fig["celery_solo_jobs_s"], "jobs/s")
@@ -383,6 +387,56 @@ def report(fig: dict[str, Any], args: argparse.Namespace) -> None:
     row("RQ SimpleWorker p99 / max", fig["rq_simple_latency_p99_ms"], "ms", f"max {fig['rq_simple_latency_max_ms']:.1f} ms")
     print()
     print(json.dumps({k: round(v, 4) if isinstance(v, float) else v for k, v in fig.items()}, sort_keys=True))
+
+
+README_START, README_END = "<!-- bench/engine.py table: written by `bench/engine.py --readme README.md` -->", "<!-- /bench/engine.py table -->"
+
+
+def readme_table(fig: dict[str, Any], args: argparse.Namespace) -> str:
+    """The README's table of this run: every figure from the JSON line, none typed by hand."""
+    t = TARGETS
+
+    def n(v: float) -> str:
+        return f"{v:,.0f}"
+
+    rows = [
+        ("engine, 1 worker process", f"{n(fig['engine_1proc_jobs_s'])} jobs/s", ""),
+        ("engine, 2 worker processes", f"{n(fig['engine_2proc_jobs_s'])} jobs/s", ""),
+        (f"engine, 1 process of {THREADS} threads", f"{n(fig['engine_threads_jobs_s'])} jobs/s", ""),
+        ("Celery solo pool, 1 / 2 processes (no database)", f"{n(fig['celery_solo_jobs_s'])} / {n(fig['celery_solo_2proc_jobs_s'])} jobs/s", ""),
+        ("Dramatiq, 1 / 2 processes of 8 threads (no database)", f"{n(fig['dramatiq_8threads_jobs_s'])} / {n(fig['dramatiq_2proc_8threads_jobs_s'])} jobs/s", ""),
+        ("plain RQ `SimpleWorker` / forking `Worker` (no database)", f"{n(fig['rq_simple_jobs_s'])} / {n(fig['rq_fork_jobs_s'])} jobs/s", ""),
+        ("engine 1 process / Celery solo", f"{fig['ratio_engine_vs_celery_solo']:.2f}x", f">= {t['engine_vs_celery_solo']:.1f}"),
+        ("engine 1 process / Dramatiq", f"{fig['ratio_engine_vs_dramatiq']:.2f}x", f">= {t['engine_vs_dramatiq']:.1f} (moonshot)"),
+        ("engine 1 process / `SimpleWorker`", f"{fig['ratio_engine_vs_rq_simple']:.2f}x", f">= {t['engine_vs_rq_simple']:.1f}"),
+        (f"bulk enqueue of {args.jobs:,} jobs, Redis hand-off included", f"{fig['engine_enqueue_many_s']:.2f} s", f"< {t['enqueue_s']:.0f} s"),
+        (
+            f"enqueue-to-start latency at {fig['latency_rate']:.0f} jobs/s, p50 / p95",
+            f"{fig['engine_latency_p50_ms']:.2f} / {fig['engine_latency_p95_ms']:.2f} ms",
+            f"< {t['latency_p50_ms']:.0f} / < {t['latency_p95_ms']:.0f} ms",
+        ),
+        ("the same for `SimpleWorker`, p50 / p95", f"{fig['rq_simple_latency_p50_ms']:.2f} / {fig['rq_simple_latency_p95_ms']:.2f} ms", ""),
+    ]
+    lines = [
+        README_START,
+        f"Median of {args.repeat} run(s) of {args.jobs:,} no-op jobs on {fig['cpus']} cores, {time.strftime('%Y-%m-%d')}:",
+        "",
+        "| figure | value | target |",
+        "|---|---|---|",
+        *(f"| {a} | {b} | {c} |" for a, b, c in rows),
+        README_END,
+    ]
+    return "\n".join(lines)
+
+
+def write_readme(path: Path, fig: dict[str, Any], args: argparse.Namespace) -> None:
+    """Replace the table between the markers in `path`."""
+    text = path.read_text()
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        sys.exit(f"{path} has no bench table markers ({README_START!r} ... {README_END!r})")
+    path.write_text(text[:start] + readme_table(fig, args) + text[end + len(README_END):])
+    print(f"wrote the table in {path}", file=sys.stderr)
 
 
 # -- shared by the benches ------------------------------------------------------------------------
@@ -422,6 +476,7 @@ def main() -> None:
     parser.add_argument("--rq-db", type=int, default=9, help="Redis DB for plain RQ, used by nothing else (default 9)")
     parser.add_argument("--peers-db", type=int, default=8, help="Redis DB for Celery and Dramatiq (bench/peers.py), used by nothing else (default 8)")
     parser.add_argument("--only", choices=["engine", "latency"], help="run one part (for profiling)")
+    parser.add_argument("--readme", help="rewrite the table between the bench's markers in this file (README.md) from the figures")
     parser.add_argument("--rq-worker", choices=["simple", "fork"], help=argparse.SUPPRESS)
     parser.add_argument("--rq-url", help=argparse.SUPPRESS)
     parser.add_argument("--burst", action="store_true", help=argparse.SUPPRESS)
@@ -451,17 +506,17 @@ def main() -> None:
     peers_redis_url = peers.peers_url(os.environ["REDIS_URL"], args.peers_db)
     if args.peers_db in (args.rq_db, engine_redis.connection_pool.connection_kwargs.get("db")):
         sys.exit("--peers-db must differ from --rq-db and REDIS_URL's database")
-    runs: dict[str, list[dict[str, float]]] = {k: [] for k in ("e1", "e2", "rs", "rf", "le", "lr", "c1", "c2", "d1", "d2")}
+    runs: dict[str, list[dict[str, float]]] = {k: [] for k in ("e1", "e2", "et", "rs", "rf", "le", "lr", "c1", "c2", "d1", "d2")}
     try:
         clean_engine(engine_redis)
         clean_rq(rq_redis)
         for r in range(args.repeat):
             print(f"run {r + 1}/{args.repeat}", file=sys.stderr, flush=True)
             if args.only in (None, "engine"):
-                for procs, key in ((1, "e1"), (2, "e2")):
-                    runs[key].append(engine_throughput(args.jobs, procs))
+                for procs, threads, key in ((1, 0, "e1"), (2, 0, "e2"), (1, THREADS, "et")):
+                    runs[key].append(engine_throughput(args.jobs, procs, threads=threads))
                     clean_engine(engine_redis)
-                    print(f"  engine {procs} proc: {runs[key][-1]}", file=sys.stderr, flush=True)
+                    print(f"  engine {procs} proc{f' of {threads} threads' if threads else ''}: {runs[key][-1]}", file=sys.stderr, flush=True)
             if args.only is None:
                 runs["rs"].append(rq_throughput(rq_redis_url, args.jobs, "simple"))
                 print(f"  rq simple: {runs['rs'][-1]}", file=sys.stderr, flush=True)
@@ -489,7 +544,7 @@ def main() -> None:
         clean_rq(rq_redis)
     if args.only:
         return
-    e1, e2, rs, rf, le, lr, c1, c2, d1, d2 = (median_of(runs[k]) for k in ("e1", "e2", "rs", "rf", "le", "lr", "c1", "c2", "d1", "d2"))
+    e1, e2, et, rs, rf, le, lr, c1, c2, d1, d2 = (median_of(runs[k]) for k in ("e1", "e2", "et", "rs", "rf", "le", "lr", "c1", "c2", "d1", "d2"))
     fig: dict[str, Any] = {
         "jobs": args.jobs,
         "fork_jobs": args.fork_jobs,
@@ -497,6 +552,7 @@ def main() -> None:
         "cpus": os.cpu_count(),
         "engine_1proc_jobs_s": e1["jobs_s"],
         "engine_2proc_jobs_s": e2["jobs_s"],
+        "engine_threads_jobs_s": et["jobs_s"],
         "rq_simple_jobs_s": rs["jobs_s"],
         "rq_fork_jobs_s": rf["jobs_s"],
         "ratio_engine_vs_rq_simple": e1["jobs_s"] / rs["jobs_s"],
@@ -509,7 +565,7 @@ def main() -> None:
         "ratio_engine_vs_celery_solo": e1["jobs_s"] / c1["jobs_s"],
         "ratio_engine_vs_dramatiq": e1["jobs_s"] / d1["jobs_s"],
         "ratio_engine_2proc_vs_celery_2proc": e2["jobs_s"] / c2["jobs_s"],
-        "engine_enqueue_many_s": statistics.median([r["enqueue_s"] for r in runs["e1"] + runs["e2"]]),
+        "engine_enqueue_many_s": statistics.median([r["enqueue_s"] for r in runs["e1"] + runs["e2"] + runs["et"]]),
         "rq_enqueue_many_s": rs["enqueue_s"],
         "latency_rate": args.rate,
         "latency_jobs": args.latency_jobs,
@@ -523,6 +579,8 @@ def main() -> None:
         "rq_simple_latency_max_ms": lr["max_ms"],
     }
     report(fig, args)
+    if args.readme:
+        write_readme(Path(args.readme), fig, args)
 
 
 if __name__ == "__main__":
