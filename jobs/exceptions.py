@@ -44,6 +44,12 @@ class NotFound(JobsError):
     status_code = 404
 
 
+class Conflict(JobsError):
+    """What the caller asked for clashes with what exists (a name taken); nothing was written (409)."""
+
+    status_code = 409
+
+
 class NotSignedIn(JobsError):
     """A write that needs an account was asked for without one (401)."""
 

@@ -10,7 +10,10 @@ from django.db.models import Q
 # Re-exported: the job states that other apps compare against (jobs.models.Status, PENDING, FINAL).
 from jobs.engine.states import FINAL, PENDING, Status
 
-__all__ = ["FINAL", "PENDING", "Status", "ApiKey", "AuditEntry", "DeadLetter", "HookDelivery", "Job", "JobEvent", "QueueCount", "QueueState", "WorkerHeartbeat", "new_job_id"]
+__all__ = [
+    "FINAL", "PENDING", "Status", "ApiKey", "AuditEntry", "DeadLetter", "HookDelivery", "Job", "JobEvent", "Lease", "QueueCount",
+    "QueueState", "Schedule", "WorkerHeartbeat", "new_job_id",
+]
 
 
 def new_job_id() -> str:
@@ -249,3 +252,50 @@ class WorkerHeartbeat(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+
+class Schedule(models.Model):
+    """A recurring job: the scheduler enqueues `job_type` with `payload` at each time its cron expression names.
+
+    `cron` has five fields, or six with seconds first (`0 */30 * * * *`), read in `timezone`.
+    A slot missed while no scheduler ran (down for an hour) follows `missed`: `skip` it, or
+    `run_once` for the latest missed slot if it is at most `grace` seconds old.
+    """
+
+    class Missed(models.TextChoices):
+        SKIP = "skip"
+        RUN_ONCE = "run_once"
+
+    name = models.CharField(max_length=100, unique=True)
+    job_type = models.CharField(max_length=100)
+    payload = models.JSONField(default=dict, blank=True)
+    queue = models.CharField(max_length=100, blank=True, default="", help_text="empty: the job type's own queue")
+    priority = models.IntegerField(default=5)
+    cron = models.CharField(max_length=200)
+    timezone = models.CharField(max_length=64, default="UTC")
+    enabled = models.BooleanField(default=True)
+    missed = models.CharField(max_length=10, choices=Missed.choices, default=Missed.SKIP)
+    grace = models.FloatField(default=3600.0, help_text="seconds: how old a missed slot may be and still run once")
+    next_fire_at = models.DateTimeField(null=True, blank=True)
+    last_fired_at = models.DateTimeField(null=True, blank=True, help_text="the slot last fired")
+    last_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["next_fire_at"], name="schedule_due", condition=Q(enabled=True))]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.cron})"
+
+
+class Lease(models.Model):
+    """A lock that expires: who holds a duty (the scheduler's firing of schedules) until when."""
+
+    name = models.CharField(primary_key=True, max_length=100)
+    holder = models.CharField(max_length=200)
+    expires_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.holder} until {self.expires_at}"

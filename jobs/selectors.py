@@ -18,7 +18,7 @@ from jobs.access import Viewer
 from jobs.engine import broker, conf, stats
 from jobs.engine.states import Status
 from jobs.exceptions import InvalidInput, NotFound
-from jobs.models import DeadLetter, Job, QueueState, WorkerHeartbeat
+from jobs.models import DeadLetter, Job, QueueState, Schedule, WorkerHeartbeat
 
 #: The statuses a queue listing shows; `paused` is `waiting` in a paused queue.
 LISTING_STATUSES = [s.value for s in Status] + ["paused"]
@@ -214,3 +214,24 @@ def health() -> dict[str, Any]:
         },
         "queues": queues,
     }
+
+
+def schedules() -> list[Schedule]:
+    """Every schedule, by name, with its last job."""
+    return list(Schedule.objects.select_related("last_job").order_by("name"))
+
+
+def schedule_by_name(name: str) -> Schedule:
+    """One schedule by its name (NotFound if none)."""
+    found = Schedule.objects.select_related("last_job").filter(name=name).first()
+    if found is None:
+        raise NotFound(f"no schedule named {name!r}")
+    return found
+
+
+def schedule(schedule_id: int) -> Schedule:
+    """One schedule by id (NotFound if none)."""
+    found = Schedule.objects.select_related("last_job").filter(pk=schedule_id).first()
+    if found is None:
+        raise NotFound(f"no schedule {schedule_id}")
+    return found

@@ -48,12 +48,14 @@ def test_api_conforms_to_its_schema(case: Any, keys: dict[str, str]) -> None:
     # - a webhook URL (registering an endpoint, or a job's `webhookUrl`) must name a public https host
     #   that resolves, which a generated string does not: such bodies are not judged on acceptance;
     # - POST /v1/jobs/{job_id} is a job type that is not one: it is documented as always refused.
+    # - a schedule's cron expression is checked by croniter, which a generated string rarely passes:
+    #   bodies with one are not judged on acceptance (tests/jobs/test_schedules.py sends real ones).
     # Every other operation and body gets every default check.
     excluded = []
     if (case.path_parameters or {}).get("job_id") == "project":
         excluded.append(status_code_conformance)
     body = case.body if isinstance(case.body, dict) else {}
-    if (case.method, case.path) in UPLOADS | {("POST", "/v1/webhooks"), ("POST", "/v1/jobs/{job_id}")} or body.get("webhookUrl"):
+    if (case.method, case.path) in UPLOADS | {("POST", "/v1/webhooks"), ("POST", "/v1/jobs/{job_id}")} or body.get("webhookUrl") or "cron" in body:
         excluded.append(positive_data_acceptance)
     if (case.method, case.path) in UPLOADS | FILE_UPLOADS and (case.media_type or "multipart/form-data").startswith("multipart/"):
         excluded.append(negative_data_rejection)

@@ -56,6 +56,28 @@ class ApiJobTypeSchema(OpenApiSerializerFieldExtension):
         return {"type": "string", "enum": sorted(name for name, task in registry.all_types().items() if task.api)}
 
 
+class JobTypeSchema(OpenApiSerializerFieldExtension):
+    """Any registered job type (staff's schedules), as an enum."""
+
+    target_class = "jobs.api.serializers.JobTypeField"
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        """Every registered job type."""
+        return {"type": "string", "enum": sorted(registry.all_types())}
+
+
+class TimezoneSchema(OpenApiSerializerFieldExtension):
+    """An IANA timezone name, as an enum of the names this machine's zoneinfo knows."""
+
+    target_class = "jobs.api.serializers.TimezoneField"
+
+    def map_serializer_field(self, auto_schema: Any, direction: str) -> dict[str, Any]:
+        """zoneinfo's names."""
+        from zoneinfo import available_timezones
+
+        return {"type": "string", "enum": sorted(available_timezones())}
+
+
 #: A job id is never `project`: /api/jobs/project/{id}/... are a project's paths (seed 2).
 JOB_ID_PATTERN = r"^(?!project$)[^/]+$"
 

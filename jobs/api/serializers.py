@@ -74,6 +74,14 @@ class ApiJobTypeField(NameField):
     """A job type open to API clients; the schema lists them (jobs.api.schema), the enqueue service checks it."""
 
 
+class JobTypeField(NameField):
+    """Any registered job type (staff endpoints: a schedule may run housekeeping types); the schema lists them."""
+
+
+class TimezoneField(NameField):
+    """An IANA timezone name; the schema lists the ones this machine knows (jobs.api.schema)."""
+
+
 @extend_schema_field({"type": "object", "additionalProperties": True})
 class PayloadField(serializers.JSONField):
     """A JSON object handed to the task (the enqueue service checks that it is one)."""
@@ -326,3 +334,60 @@ class ErrorOutputSerializer(serializers.Serializer):
 
     message = serializers.CharField()
     extra = serializers.DictField()
+
+
+class ScheduleOutputSerializer(serializers.Serializer):
+    """A recurring job as /api/schedules shows it, with its next 5 times in its timezone."""
+
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    jobType = serializers.CharField(source="job_type")
+    payload = serializers.JSONField()
+    queue = serializers.CharField(help_text="empty: the job type's own queue")
+    priority = serializers.IntegerField()
+    cron = serializers.CharField(help_text="five fields, or six with seconds first")
+    timezone = serializers.CharField()
+    enabled = serializers.BooleanField()
+    missed = serializers.ChoiceField(choices=["skip", "run_once"])
+    grace = serializers.FloatField(help_text="seconds a missed slot may be late and still run once (missed=run_once)")
+    nextFireAt = serializers.DateTimeField(source="next_fire_at", allow_null=True)
+    nextTimes = serializers.SerializerMethodField()
+    lastFiredAt = serializers.DateTimeField(source="last_fired_at", allow_null=True)
+    lastJobId = serializers.CharField(source="last_job_id", allow_null=True)
+    lastJobStatus = serializers.SerializerMethodField()
+    updatedAt = serializers.DateTimeField(source="updated_at")
+
+    @extend_schema_field(serializers.ListField(child=serializers.DateTimeField()))
+    def get_nextTimes(self, schedule: Any) -> list[str]:
+        from jobs.engine import schedules
+
+        if not schedule.enabled:
+            return []
+        return [t.isoformat() for t in schedules.next_times(schedule.cron, schedule.timezone)]
+
+    @extend_schema_field(serializers.CharField(allow_null=True))
+    def get_lastJobStatus(self, schedule: Any) -> str | None:
+        return schedule.last_job.status if schedule.last_job_id and schedule.last_job else None
+
+
+class ScheduleInputSerializer(serializers.Serializer):
+    """A recurring job's fields; the schedule services check every rule (cron, timezone, job type, queue, priority)."""
+
+    name = TextField(max_length=100, min_length=1)
+    jobType = JobTypeField(source="job_type")
+    cron = TextField(max_length=200, help_text="five fields (minute hour day month weekday), or six with seconds first: 0 */30 * * * *")
+    payload = PayloadField(required=False)
+    queue = QueueNameField(required=False, allow_blank=True, help_text="empty: the job type's own queue")
+    priority = PriorityField(required=False)
+    timezone = TimezoneField(required=False)
+    enabled = serializers.BooleanField(required=False)
+    missed = serializers.ChoiceField(choices=["skip", "run_once"], required=False)
+    grace = NumberField(required=False, min_value=0)
+
+
+class ScheduleChangeSerializer(ScheduleInputSerializer):
+    """The fields to change (all optional); the name stays."""
+
+    name = None  # type: ignore[assignment]
+    jobType = JobTypeField(source="job_type", required=False)
+    cron = TextField(max_length=200, required=False)

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django.urls import URLPattern, path
 
-from jobs.api import deadletters, metrics, queues, schema  # noqa: F401  (schema: registers the auth schemes)
+from jobs.api import deadletters, metrics, queues, schedules, schema  # noqa: F401  (schema: registers the auth schemes)
 from jobs.api import jobs as job_views
 
 urlpatterns: list[URLPattern] = [
@@ -39,5 +39,8 @@ urlpatterns: list[URLPattern] = [
     path("api/jobs/<str:job_id>/cancel", job_views.JobCancelApi.as_view(), name="job-cancel"),
     path("api/jobs/<str:job_id>/progress", job_views.JobProgressApi.as_view(), name="job-progress"),
     # Prometheus.
+    path("api/schedules", schedules.ScheduleListApi.as_view(), name="schedules"),
+    path("api/schedules/<int:schedule_id>", schedules.ScheduleDetailApi.as_view(), name="schedule-detail"),
+    path("api/schedules/<int:schedule_id>/run", schedules.ScheduleRunApi.as_view(), name="schedule-run"),
     path("metrics", metrics.MetricsApi.as_view(), name="metrics"),
 ]

@@ -1,10 +1,14 @@
 """The scheduler's duties: promote due delayed jobs, recover stalled ones, reconcile Redis with the
-database, apply retention, fold stats and enqueue the periodic jobs (jobs.engine.periodic). `manage.py scheduler` runs `tick()` in a loop;
+database, apply retention, fold stats, enqueue the periodic jobs (jobs.engine.periodic) and fire the
+recurring jobs' schedules (jobs.engine.schedules). `manage.py scheduler` runs `tick()` in a loop;
 `manage.py reconcile` runs `reconcile()` once."""
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import time
+import uuid
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -12,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.engine import broker, conf, intake, lifecycle, outbox, periodic, retention, stats
+from jobs.engine import broker, conf, intake, lifecycle, outbox, periodic, retention, schedules, stats
 from jobs.engine.states import Status, transition_many
 from jobs.engine.worker import stale_before
 from jobs.exceptions import ErrorKind, JobError
@@ -149,6 +153,8 @@ class Scheduler:
         self.stopping = False
         self.redis_was_up: bool | None = None
         self.periodic_done: dict[str, int] = {}
+        #: Who holds the schedules' leadership (jobs.engine.schedules) when this one leads.
+        self.name = f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
 
     def due(self, name: str) -> bool:
         now = time.monotonic()
@@ -170,6 +176,7 @@ class Scheduler:
         outbox.retry_due()
         stats.fold()
         periodic.enqueue_due(self.periodic_done)
+        schedules.fire_due(holder=self.name)
         if self.due("reconcile"):
             reconcile()
         if self.due("retention"):
