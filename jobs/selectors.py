@@ -221,17 +221,9 @@ def schedules() -> list[Schedule]:
     return list(Schedule.objects.select_related("last_job").order_by("name"))
 
 
-def schedule_by_name(name: str) -> Schedule:
-    """One schedule by its name (NotFound if none)."""
-    found = Schedule.objects.select_related("last_job").filter(name=name).first()
+def schedule(schedule_id: int | None = None, *, name: str | None = None) -> Schedule:
+    """One schedule by id or by name (NotFound if none)."""
+    found = Schedule.objects.select_related("last_job").filter(**({"pk": schedule_id} if name is None else {"name": name})).first()
     if found is None:
-        raise NotFound(f"no schedule named {name!r}")
-    return found
-
-
-def schedule(schedule_id: int) -> Schedule:
-    """One schedule by id (NotFound if none)."""
-    found = Schedule.objects.select_related("last_job").filter(pk=schedule_id).first()
-    if found is None:
-        raise NotFound(f"no schedule {schedule_id}")
+        raise NotFound(f"no schedule {schedule_id if name is None else repr(name)}")
     return found

@@ -30,8 +30,7 @@ class ScheduleListApi(APIView):
         request=ScheduleInputSerializer, responses={201: ScheduleOutputSerializer, **errors(400, 403)},
     )
     def post(self, request: Request) -> Response:
-        data = dict(body(ScheduleInputSerializer, request))
-        schedule = services.create_schedule(name=data.pop("name"), job_type=data.pop("job_type"), cron=data.pop("cron"), actor=request.user, source="api", **data)
+        schedule = services.create_schedule(actor=request.user, source="api", **body(ScheduleInputSerializer, request))
         return Response(ScheduleOutputSerializer(schedule).data, status=status.HTTP_201_CREATED)
 
 

@@ -85,10 +85,7 @@ class ScheduleAdmin(admin.ModelAdmin):
         if change:
             saved = services.update_schedule(obj.pk, actor=request.user, source="admin", **values)
         else:
-            values.pop("job_type"), values.pop("cron")
-            saved = services.create_schedule(
-                name=form.cleaned_data["name"], job_type=form.cleaned_data["job_type"], cron=form.cleaned_data["cron"], actor=request.user, source="admin", **values,
-            )
+            saved = services.create_schedule(name=form.cleaned_data["name"], actor=request.user, source="admin", **values)
         obj.pk = saved.pk
         obj.next_fire_at = saved.next_fire_at
 

@@ -95,7 +95,9 @@ def push(items: Iterable[Carried], *, at_front: bool = False) -> int:
     with conn.pipeline(transaction=False) as pipe:
         for item in items:
             lists.setdefault(rq_key(item.queue, priority.level(item.priority)), []).append(item.id)
-            if fair.setdefault(item.queue, conf.get_queue(item.queue).fair):
+            if item.queue not in fair:
+                fair[item.queue] = conf.get_queue(item.queue).fair
+            if fair[item.queue]:
                 pipe.hset(meta_key(item.queue), item.id, f"{now:.3f}|{'' if item.owner is None else item.owner}")
             count += 1
         for key, ids in lists.items():

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Callable, TypeVar
+from typing import Any, Callable, TypeVar
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection
@@ -40,14 +40,21 @@ def retrying(write: Callable[[], T], *, what: str) -> T:
             wait = min(wait * 2, MAX_WAIT)
 
 
+def cancel_query(db: Any) -> None:
+    """Ask the server to stop the statement running on `db` (a Django connection, maybe another thread's); safe from any thread."""
+    raw = getattr(db, "connection", None)
+    if raw is None:
+        return
+    try:
+        raw.cancel_safe(timeout=2.0) if hasattr(raw, "cancel_safe") else raw.cancel()
+    except Exception:
+        log.debug("could not cancel the interrupted query", exc_info=True)
+
+
 def drop_connection(*, cancel: bool = False) -> None:
     """Close this thread's database connection (with `cancel`, first ask the server to stop the query it runs)."""
-    raw = connection.connection
-    if cancel and raw is not None:
-        try:
-            raw.cancel_safe(timeout=2.0) if hasattr(raw, "cancel_safe") else raw.cancel()
-        except Exception:
-            log.debug("could not cancel the interrupted query", exc_info=True)
+    if cancel:
+        cancel_query(connection)
     try:
         connection.close()
     except Exception:

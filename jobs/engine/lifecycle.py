@@ -62,19 +62,24 @@ def claim(job_id: str, *, queue: str, worker: str) -> Claimed | None:
         now = timezone.now()  # of this try: started_at is when the claim went through (scheduler.recover_orphans)
         try:
             # The row comes back from the claiming statement itself: no SELECT after the claim.
-            return move(
-                job_id, returning=_CLAIMED_FIELDS, queue=queue, source=Status.WAITING, target=Status.ACTIVE,
-                started_at=now, worker_name=worker, attempts_made=F("attempts_made") + 1, progress=0,
-                progress_message="", cancel_requested_at=None,
-            )
+            return move(job_id, returning=_CLAIMED_FIELDS, queue=queue, source=Status.WAITING, target=Status.ACTIVE, **_claim_fields(worker, now))
         except InvalidTransition:
             return None
 
     moved = dbretry.retrying(write, what=f"claim of job {job_id}")
+    return _claim_outcome(job_id, moved, worker=worker, retried=tries > 1)
+
+
+def _claim_fields(worker: str, now: Any) -> dict[str, Any]:
+    """What a claim writes: the worker, the start of this try, one more attempt, progress afresh."""
+    return dict(started_at=now, worker_name=worker, attempts_made=F("attempts_made") + 1, progress=0, progress_message="", cancel_requested_at=None)
+
+
+def _claim_outcome(job_id: str, moved: Move | None, *, worker: str, retried: bool) -> Claimed | None:
+    """The claim a move made (its hooks told), or, when the move found nothing after a retry, a claim whose commit
+    reached the database but whose answer was lost (the connection broke): the row is ours, its hooks the sweep's."""
     if moved is None:
-        # A claim whose commit reached the database but whose answer was lost (the connection broke):
-        # the row is ours. Its hooks are the sweep's (its event id is unknown here).
-        row = Job.objects.filter(pk=job_id, status=Status.ACTIVE, worker_name=worker).values(*_CLAIMED_FIELDS).first() if tries > 1 else None
+        row = Job.objects.filter(pk=job_id, status=Status.ACTIVE, worker_name=worker).values(*_CLAIMED_FIELDS).first() if retried else None
         return _claimed(job_id, row) if row is not None else None
     claimed = _claimed(job_id, moved.row)
     _tell(claimed, moved, "started", Status.ACTIVE)
@@ -120,9 +125,7 @@ def complete_and_claim(job: Claimed, *, worker: str, result: Any, next_id: str, 
         return move_chain([
             Step(job.id, job.queue, Status.ACTIVE, Status.COMPLETED, only_if={"worker_name": worker},
                  data={"result": result, "attempt": job.attempt}, fields=dict(result=result, progress=100, completed_at=now)),
-            Step(next_id, next_queue, Status.WAITING, Status.ACTIVE, returning=_CLAIMED_FIELDS, fields=dict(
-                started_at=now, worker_name=worker, attempts_made=F("attempts_made") + 1, progress=0, progress_message="", cancel_requested_at=None,
-            )),
+            Step(next_id, next_queue, Status.WAITING, Status.ACTIVE, returning=_CLAIMED_FIELDS, fields=_claim_fields(worker, now)),
         ])
 
     done, claimed_move = dbretry.retrying(write, what=f"completion of job {job.id} and claim of job {next_id}")
@@ -133,12 +136,7 @@ def complete_and_claim(job: Claimed, *, worker: str, result: Any, next_id: str, 
         completed = True  # committed on an earlier try whose answer was lost; its hooks are the sweep's
     else:
         log.warning("job %s finished on %s but is no longer its job; result dropped", job.id, worker)
-    if claimed_move is None:
-        row = Job.objects.filter(pk=next_id, status=Status.ACTIVE, worker_name=worker).values(*_CLAIMED_FIELDS).first() if tries > 1 else None
-        return completed, (_claimed(next_id, row) if row is not None else None)
-    claimed = _claimed(next_id, claimed_move.row)
-    _tell(claimed, claimed_move, "started", Status.ACTIVE)
-    return completed, claimed
+    return completed, _claim_outcome(next_id, claimed_move, worker=worker, retried=tries > 1)
 
 
 def describe(exc: BaseException) -> tuple[ErrorKind, bool, str, str]:

@@ -16,6 +16,26 @@ from jobs.exceptions import ErrorKind, JobCancelled, JobError, JobTimedOut, Perm
 log = logging.getLogger(__name__)
 
 
+def stuck_grace() -> float:
+    """How long a task may ignore an interrupt before the worker records its outcome for it and the process goes."""
+    from django.conf import settings
+
+    return max(settings.JOBS_CANCEL_GRACE, 5.0)
+
+
+def record_unstoppable(claimed: lifecycle.Claimed, *, worker: str, reason: BaseException) -> None:
+    """The outcome of a job whose task ignored its stop (stuck in native code), written for it before its
+    process goes: cancelled, back to waiting (a shutdown, the attempt not counted), or a TIMEOUT failure."""
+    if isinstance(reason, JobCancelled):
+        lifecycle.cancelled(claimed, worker=worker)
+    elif isinstance(reason, WorkerShutdown):
+        lifecycle.requeue(claimed, worker=worker, reason="worker exited: job did not stop")
+    else:
+        lifecycle.fail(claimed, worker=worker, exc=reason, kind=ErrorKind.TIMEOUT, retryable=True)
+    if conf.get_queue(claimed.queue).per_owner_limit:
+        release_owner_slot(claimed.queue, claimed.id, claimed.owner_id)
+
+
 class Interrupts(Protocol):
     """What runs a task under its time limit and may stop it from outside: Guard (a process's main
     thread, by signals) or jobs.engine.threads.ThreadGuard (a job thread, by an exception raised in it)."""

@@ -34,16 +34,22 @@ ON_TIME = 60.0
 BATCH = 500
 
 
-def _cron(expression: str, start: datetime) -> croniter:
+def _parts(expression: str) -> tuple[str, bool]:
+    """The expression with its whitespace normalised, and whether its first field is seconds (six fields)."""
     fields = expression.split()
-    return croniter(" ".join(fields), start, second_at_beginning=len(fields) == 6)
+    return " ".join(fields), len(fields) == 6
+
+
+def _cron(expression: str, start: datetime) -> croniter:
+    text, seconds = _parts(expression)
+    return croniter(text, start, second_at_beginning=seconds)
 
 
 def cron_problems(expression: str, tz: str) -> dict[str, list[str]]:
     """What is wrong with a cron expression and a timezone name ({} if nothing)."""
     out: dict[str, list[str]] = {}
-    fields = expression.split()
-    if len(fields) not in (5, 6) or not croniter.is_valid(" ".join(fields), second_at_beginning=len(fields) == 6):
+    text, seconds = _parts(expression)
+    if len(text.split()) not in (5, 6) or not croniter.is_valid(text, second_at_beginning=seconds):
         out["cron"] = ["not a cron expression: five fields (minute hour day month weekday), or six with seconds first"]
     else:
         try:
@@ -71,11 +77,11 @@ def next_after(schedule: Schedule, moment: datetime) -> datetime:
 
 def latest_slot(schedule: Schedule, now: datetime) -> datetime:
     """The schedule's latest fire time at or before `now`."""
-    fields = schedule.cron.split()
+    text, seconds = _parts(schedule.cron)
     local = now.astimezone(ZoneInfo(schedule.timezone))
     # `now` itself is a slot when its second (minute, for five fields) matches.
-    exact = local.replace(microsecond=0) if len(fields) == 6 else local.replace(second=0, microsecond=0)
-    if croniter.match(" ".join(fields), exact, second_at_beginning=len(fields) == 6):
+    exact = local.replace(microsecond=0) if seconds else local.replace(second=0, microsecond=0)
+    if croniter.match(text, exact, second_at_beginning=seconds):
         return exact
     return _cron(schedule.cron, local).get_prev(datetime)
 

@@ -9,7 +9,7 @@ It keeps the process worker's promises (jobs.engine.worker):
   (jobs.engine.scheduler) see every running job as they do a process worker's;
 - a timeout, a cancel past its grace or a shutdown past its grace raises the exception inside the
   job's thread (between two Python bytecodes). A thread that does not take it (blocked in native
-  code) has its outcome recorded for it, and the process is recycled: it takes no more jobs, lets
+  code) within runner.stuck_grace() has its outcome recorded for it, and the process is recycled: it takes no more jobs, lets
   the other slots finish, and replaces itself (`manage.py worker` execs itself again), so the
   stuck thread never runs on beside new work.
 """
@@ -36,7 +36,7 @@ from redis.exceptions import RedisError
 from jobs.engine import broker, conf, dbretry, lifecycle, outbox, runner, sql
 from jobs.engine.context import JobContext
 from jobs.engine.worker import REDIS_FIRST_WAIT, REDIS_MAX_WAIT, Listener, RateGate, renew_leases
-from jobs.exceptions import ErrorKind, JobCancelled, JobTimedOut, WorkerShutdown
+from jobs.exceptions import JobCancelled, JobTimedOut, WorkerShutdown
 from jobs.models import Job, WorkerHeartbeat
 
 log = logging.getLogger(__name__)
@@ -118,13 +118,7 @@ class Slot:
 
     def cancel_query(self) -> None:
         """Ask the server to stop the statement the job's thread waits on: an exception raised in the thread lands only once it returns."""
-        raw = getattr(self.db, "connection", None)
-        if raw is None:
-            return
-        try:
-            raw.cancel_safe(timeout=2.0) if hasattr(raw, "cancel_safe") else raw.cancel()
-        except Exception:
-            log.debug("could not cancel the query of %s", self.name, exc_info=True)
+        dbretry.cancel_query(self.db)
 
 
 class ThreadsWorker:
@@ -179,13 +173,12 @@ class ThreadsWorker:
 
     def request_stop(self, signum: Any = None, frame: Any = None) -> None:
         """Take no more jobs; running ones get the shutdown grace (a second request ends it)."""
-        now = time.monotonic()
-        if self.stop_asked_at is not None and signum is not None:
-            log.warning("worker %s: second stop request, stopping running jobs now", self.name)
-            now = -math.inf
-        elif self.stop_asked_at is None:
+        if self.stop_asked_at is None:
             log.info("worker %s: stopping once its %d slots are done", self.name, len(self.slots))
-        self.stop_asked_at = now if self.stop_asked_at is None or now == -math.inf else self.stop_asked_at
+            self.stop_asked_at = time.monotonic()
+        elif signum is not None:  # a second signal: the grace is over
+            log.warning("worker %s: second stop request, stopping running jobs now", self.name)
+            self.stop_asked_at = -math.inf
         self.stopping = True
         with self._room:
             self._room.notify_all()
@@ -310,7 +303,7 @@ class ThreadsWorker:
                     log.warning("worker %s: stopping job %s: %s", slot.name, claimed.id, reason)
                     slot.interrupted_at, slot.reason = now, reason
                     slot.cancel_query()
-            elif now - slot.interrupted_at > max(settings.JOBS_CANCEL_GRACE, 5.0) and slot.current is current:
+            elif now - slot.interrupted_at > runner.stuck_grace() and slot.current is current:
                 self._abandon(slot, claimed)
 
     def _reason(self, slot: Slot, claimed: lifecycle.Claimed, now: float) -> BaseException | None:
@@ -328,16 +321,9 @@ class ThreadsWorker:
         reason = slot.reason
         log.error("worker %s: job %s did not stop (%s); recording it and recycling the process", slot.name, claimed.id, reason)
         try:
-            if isinstance(reason, JobCancelled):
-                lifecycle.cancelled(claimed, worker=slot.name)
-            elif isinstance(reason, WorkerShutdown):
-                lifecycle.requeue(claimed, worker=slot.name, reason="worker exited: job did not stop")
-            else:
-                lifecycle.fail(claimed, worker=slot.name, exc=reason or JobTimedOut("timed out"), kind=ErrorKind.TIMEOUT, retryable=True)
+            runner.record_unstoppable(claimed, worker=slot.name, reason=reason or JobTimedOut("timed out"))
         except Exception:
             log.exception("worker %s: could not record job %s; the scheduler's recovery will", slot.name, claimed.id)
-        if conf.get_queue(claimed.queue).per_owner_limit:
-            runner.release_owner_slot(claimed.queue, claimed.id, claimed.owner_id)
         slot.abandoned = True
         self.recycle = True
         self.request_stop()

@@ -84,7 +84,9 @@ class Listener:
 
     def pop(self, allowed: Sequence[str] | None = None) -> tuple[str, str] | None:
         """Without blocking: (job id, queue) of the next waiting job, or None."""
-        keys = self.keys(allowed)
+        return self._pop(self.keys(allowed), allowed)
+
+    def _pop(self, keys: list[str], allowed: Sequence[str] | None = None) -> tuple[str, str] | None:
         if not keys:
             return None
         if self._fair and (allowed is None or self._fair.intersection(allowed)):
@@ -114,19 +116,21 @@ class Listener:
         idle_since = time.monotonic()
         woke = False
         while not stopping():
-            if not self.keys():
+            keys = self.keys()
+            if not keys:
                 if idle:
                     idle()
                 if burst:
                     return None
                 time.sleep(BLOCK_SECONDS)
                 continue
-            ready = self.pop()
+            ready = self._pop(keys)
             if ready is not None:
                 return ready
             if woke:
                 # What woke us sits in a queue paused meanwhile: read the paused set again.
-                woke, self._paused_read = False, 0.0
+                woke = False
+                self.forget_paused()
                 continue
             if idle:
                 idle()  # idle: nothing to ride on
@@ -367,13 +371,10 @@ class EngineWorker(BaseWorker):
             self._interrupted_at = now
             log.warning("worker %s: stopping job %s: %s", self.name, claimed.id, exc)
             self.guard.interrupt(exc, job_id=claimed.id)
-        elif now - self._interrupted_at > max(settings.JOBS_CANCEL_GRACE, 5.0):
+        elif now - self._interrupted_at > runner.stuck_grace():
             # The task ignores interrupts (stuck in native code): record the outcome and end the process.
             log.error("worker %s: job %s did not stop; exiting the process", self.name, claimed.id)
-            if isinstance(exc, JobCancelled):
-                lifecycle.cancelled(claimed, worker=self.name)
-            else:
-                lifecycle.requeue(claimed, worker=self.name, reason="worker exited: job did not stop")
+            runner.record_unstoppable(claimed, worker=self.name, reason=exc)
             os._exit(3)
 
 

@@ -56,7 +56,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{state} {s.name:<24} {s.cron:<18} {s.timezone:<16} next {nxt} UTC  last {last}  -> {s.job_type}")
 
     def _show(self, opts: dict[str, Any]) -> None:
-        s = selectors.schedule_by_name(opts["name"])
+        s = selectors.schedule(name=opts["name"])
         self.stdout.write(f"{s.name}: {s.job_type} {json.dumps(s.payload)} every {s.cron!r} ({s.timezone}), {'enabled' if s.enabled else 'disabled'}, missed: {s.missed}")
         for t in schedules.next_times(s.cron, s.timezone):
             self.stdout.write(f"  {t.isoformat()}")
@@ -71,27 +71,25 @@ class Command(BaseCommand):
         return out
 
     def _add(self, opts: dict[str, Any]) -> None:
-        options = self._options(opts)
-        job_type, cron = options.pop("job_type"), options.pop("cron")
-        s = services.create_schedule(name=opts["name"], job_type=job_type, cron=cron, enabled=not opts["disabled"], source="cli", **options)
+        s = services.create_schedule(name=opts["name"], enabled=not opts["disabled"], source="cli", **self._options(opts))
         self.stdout.write(f"added {s.name}; next {s.next_fire_at.isoformat() if s.next_fire_at else '- (disabled)'}")
 
     def _edit(self, opts: dict[str, Any]) -> None:
-        s = services.update_schedule(selectors.schedule_by_name(opts["name"]).pk, source="cli", **self._options(opts))
+        s = services.update_schedule(selectors.schedule(name=opts["name"]).pk, source="cli", **self._options(opts))
         self.stdout.write(f"changed {s.name}; next {s.next_fire_at.isoformat() if s.next_fire_at else '- (disabled)'}")
 
     def _enable(self, opts: dict[str, Any]) -> None:
-        s = services.set_schedule_enabled(selectors.schedule_by_name(opts["name"]).pk, enabled=True, source="cli")
+        s = services.set_schedule_enabled(selectors.schedule(name=opts["name"]).pk, enabled=True, source="cli")
         self.stdout.write(f"enabled {s.name}; next {s.next_fire_at.isoformat() if s.next_fire_at else '-'}")
 
     def _disable(self, opts: dict[str, Any]) -> None:
-        s = services.set_schedule_enabled(selectors.schedule_by_name(opts["name"]).pk, enabled=False, source="cli")
+        s = services.set_schedule_enabled(selectors.schedule(name=opts["name"]).pk, enabled=False, source="cli")
         self.stdout.write(f"disabled {s.name}")
 
     def _run(self, opts: dict[str, Any]) -> None:
-        job = services.run_schedule_now(selectors.schedule_by_name(opts["name"]).pk, source="cli")
+        job = services.run_schedule_now(selectors.schedule(name=opts["name"]).pk, source="cli")
         self.stdout.write(f"enqueued job {job.id} on {job.queue}")
 
     def _delete(self, opts: dict[str, Any]) -> None:
-        services.delete_schedule(selectors.schedule_by_name(opts["name"]).pk, source="cli")
+        services.delete_schedule(selectors.schedule(name=opts["name"]).pk, source="cli")
         self.stdout.write(f"deleted {opts['name']}")
