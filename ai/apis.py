@@ -18,7 +18,7 @@ from ai.models import AiJob
 from jobs import access
 from jobs.api.auth import ApiKeyAuthentication, request_key
 from jobs.api.errors import ERRORS, errors
-from jobs.api.inputs import body, query
+from jobs.api.inputs import QueryDateField, body, query
 from jobs.api.pagination import PAGE_PARAMS, page_of, paginated
 from jobs.api.serializers import ErrorOutputSerializer, IdempotencyKeyField, PriorityField, TextField
 from jobs.models import ApiKey
@@ -83,13 +83,6 @@ class AiJobOutputSerializer(serializers.Serializer):
 
     def to_representation(self, instance: Any) -> Any:
         return selectors.public(instance)
-
-
-class QueryDateField(serializers.DateField):
-    """A date query parameter: `?to=` is refused as not a date (DRF would read it as left out)."""
-
-    def get_value(self, dictionary: Any) -> Any:
-        return dictionary.get(self.field_name, serializers.empty)
 
 
 class UsageQuerySerializer(serializers.Serializer):

@@ -204,6 +204,26 @@ class Env:
     db_retry: float = 30.0
     async_commit: bool = True
     prepared_statements: bool = True
+    batch_size: int = 8
+    # Seed 5's assistant: SMTP for email (unset EMAIL_HOST: mail is written to files under var/mail),
+    # IMAP for inbox sync, the hosts calendar feeds may come from, the task provider.
+    email_host: str = ""
+    email_port: int = 25
+    email_use_tls: bool = False
+    email_use_ssl: bool = False
+    email_host_user: str = ""
+    email_host_password: str = field(default="", repr=False)
+    email_timeout: float = 10.0
+    default_from_email: str = "assistant@localhost"
+    imap_host: str = ""
+    imap_port: int = 993
+    imap_use_ssl: bool = True
+    imap_user: str = ""
+    imap_password: str = field(default="", repr=False)
+    calendar_allowed_hosts: list[str] = field(default_factory=list)
+    tasks_provider_url: str = ""
+    tasks_provider_token: str = field(default="", repr=False)
+    tasks_provider_timeout: float = 10.0
 
 
 def _processes(env: Mapping[str, str], name: str, default: int) -> int:
@@ -284,5 +304,32 @@ def read_env(env: Mapping[str, str] | None = None) -> Env:
         db_retry=_float(env, "JOBS_DB_RETRY", 30.0),
         async_commit=_bool(env, "JOBS_ASYNC_COMMIT", True),
         prepared_statements=_bool(env, "JOBS_PREPARED_STATEMENTS", True),
+        batch_size=_whole(env, "JOBS_BATCH_SIZE", 8, low=1, high=100),
         **_storage(env),
+        **_assistant(env),
+    )
+
+
+def _assistant(env: Mapping[str, str]) -> dict[str, Any]:
+    """EMAIL_*, IMAP_*, CALENDAR_ALLOWED_HOSTS and TASKS_PROVIDER_* (seed 5's assistant)."""
+    if _bool(env, "EMAIL_USE_TLS", False) and _bool(env, "EMAIL_USE_SSL", False):
+        raise ConfigError("EMAIL_USE_TLS (STARTTLS) and EMAIL_USE_SSL (implicit TLS) exclude each other: set one")
+    return dict(
+        email_host=env.get("EMAIL_HOST", "").strip(),
+        email_port=_whole(env, "EMAIL_PORT", 25, low=1, high=65535),
+        email_use_tls=_bool(env, "EMAIL_USE_TLS", False),
+        email_use_ssl=_bool(env, "EMAIL_USE_SSL", False),
+        email_host_user=env.get("EMAIL_HOST_USER", ""),
+        email_host_password=env.get("EMAIL_HOST_PASSWORD", ""),
+        email_timeout=_positive(env, "EMAIL_TIMEOUT", 10.0),
+        default_from_email=env.get("DEFAULT_FROM_EMAIL", "").strip() or "assistant@localhost",
+        imap_host=env.get("IMAP_HOST", "").strip(),
+        imap_port=_whole(env, "IMAP_PORT", 993, low=1, high=65535),
+        imap_use_ssl=_bool(env, "IMAP_USE_SSL", True),
+        imap_user=env.get("IMAP_USER", ""),
+        imap_password=env.get("IMAP_PASSWORD", ""),
+        calendar_allowed_hosts=_public_hosts(env, "CALENDAR_ALLOWED_HOSTS"),
+        tasks_provider_url=_provider_url(env, "TASKS_PROVIDER_URL"),
+        tasks_provider_token=env.get("TASKS_PROVIDER_TOKEN", ""),
+        tasks_provider_timeout=_positive(env, "TASKS_PROVIDER_TIMEOUT", 10.0),
     )

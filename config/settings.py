@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "files",
     "webhooks",
     "ai",
+    "assistant",
     "launcher",
 ]
 
@@ -171,6 +172,30 @@ AI_PROVIDER_TIMEOUT = ENV.ai_provider_timeout
 AI_RATE_LIMIT_PER_MINUTE = ENV.ai_rate_limit_per_minute
 AI_MONTHLY_TOKEN_QUOTA = ENV.ai_monthly_token_quota
 AI_COST_CENTS_PER_1K_TOKENS = {"SUMMARIZE": 0.2, "CLASSIFY": 0.1, "SENTIMENT": 0.05, "TRANSLATE": 0.3, "EXTRACT": 0.1}
+# Seed 5's assistant (assistant app). Email goes out over SMTP when EMAIL_HOST is set (Django's
+# EMAIL_* settings); without it, each message is written to a file under var/mail, so `make run`
+# works offline. Inbox sync reads IMAP_*; calendar feeds may come from CALENDAR_ALLOWED_HOSTS
+# (https, public names, as for transcription audio); tasks go to TASKS_PROVIDER_URL when set.
+if ENV.email_host:
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+else:
+    EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
+    EMAIL_FILE_PATH = str(VAR_DIR / "mail")
+EMAIL_HOST = ENV.email_host or "localhost"
+EMAIL_PORT = ENV.email_port
+EMAIL_USE_TLS = ENV.email_use_tls
+EMAIL_USE_SSL = ENV.email_use_ssl
+EMAIL_HOST_USER = ENV.email_host_user
+EMAIL_HOST_PASSWORD = ENV.email_host_password
+EMAIL_TIMEOUT = ENV.email_timeout
+DEFAULT_FROM_EMAIL = ENV.default_from_email
+ASSISTANT_IMAP = {
+    "host": ENV.imap_host, "port": ENV.imap_port, "ssl": ENV.imap_use_ssl, "user": ENV.imap_user, "password": ENV.imap_password,
+}
+CALENDAR_ALLOWED_HOSTS = ENV.calendar_allowed_hosts
+TASKS_PROVIDER_URL = ENV.tasks_provider_url
+TASKS_PROVIDER_TOKEN = ENV.tasks_provider_token
+TASKS_PROVIDER_TIMEOUT = ENV.tasks_provider_timeout
 # Webhooks (webhooks app): where deliveries may go (https and public addresses unless these say) and how long one waits.
 WEBHOOKS_ALLOW_HTTP = ENV.webhooks_allow_http
 WEBHOOKS_ALLOWED_NETWORKS = ENV.webhooks_allowed_networks
@@ -227,13 +252,15 @@ JOBS_QUEUES: dict[str, dict[str, Any]] = {
         "group": "default",
     },
 }
-# Seed 1: one transcription at a time per worker process (a model per process), long timeout.
+# Seed 1: one transcription per worker process (a model per process), long timeout; seed 5 runs 3
+# at once and ranks them High (a job without a tier gets HIGH; seed 1's tiers set their own).
 JOBS_QUEUES["transcription"] = {
     "attempts": 3,
     "backoff": {"delay": 5.0, "factor": 3.0},
     "timeout": 3600,
     "retention": {"completed": {"count": 1000, "age": 7 * 24 * 3600}, "failed": {"count": 5000, "age": 30 * 24 * 3600}},
-    "concurrency": 1,
+    "concurrency": 3,
+    "priority": "HIGH",
     "group": "transcription",
 }
 # Seed 2: one queue per dubbing stage, 3 attempts backing off 5 s, 15 s, 45 s.
@@ -279,6 +306,28 @@ JOBS_QUEUES["webhooks"] = {
     "mode": "threads",
     "group": "webhooks",
 }
+# Seed 5, the voice assistant: 3 attempts backing off 2 s, 4 s; keep completed jobs an hour (the last
+# 100), failed ones a day. Its numbered priorities (1 = Critical ... 4 = Low, lower first) become the
+# engine's named levels (higher first). The I/O-bound queues share one threads-mode worker
+# ("assistant": 20 threads, each queue capped at its concurrency); ai-processing is CPU-bound and
+# runs with the ai-jobs processes; transcription is seed 1's queue above.
+_ASSISTANT = {
+    "attempts": 3,
+    "backoff": {"delay": 2.0, "factor": 2.0},
+    "retention": {"completed": {"age": 3600, "count": 100}, "failed": {"age": 24 * 3600}},
+}
+for _name, _priority, _concurrency, _timeout, _group, _mode in (
+    ("voice-processing", "CRITICAL", 5, 60, "assistant", "threads"),
+    ("ai-processing", "CRITICAL", 5, 120, "ai", "processes"),
+    ("synthesis", "HIGH", 3, 120, "assistant", "threads"),
+    ("email-processing", "NORMAL", 10, 60, "assistant", "threads"),
+    ("calendar-sync", "NORMAL", 10, 120, "assistant", "threads"),
+    ("task-processing", "LOW", 5, 60, "assistant", "threads"),
+    ("notification", "LOW", 20, 30, "assistant", "threads"),
+):
+    JOBS_QUEUES[_name] = {
+        **_ASSISTANT, "priority": _priority, "concurrency": _concurrency, "timeout": _timeout, "group": _group, "mode": _mode,
+    }
 for _name, _override in ENV.queues_override.items():
     JOBS_QUEUES[_name] = {**JOBS_QUEUES.get(_name, {}), **_override}
 
@@ -294,6 +343,9 @@ RQ = {"QUEUE_CLASS": "jobs.engine.broker.CarrierQueue"}
 # PostgreSQL plans them once. Turn off behind a pooler that cannot keep prepared statements
 # (PgBouncer before 1.21 in transaction mode).
 JOBS_PREPARED_STATEMENTS = ENV.prepared_statements
+# A process worker claims up to this many waiting jobs in one statement (and records their
+# completions with the next batch's claims) while jobs run under 50 ms; 1: one job per claim.
+JOBS_BATCH_SIZE = ENV.batch_size
 JOBS_STALL_TIMEOUT = ENV.stall_timeout
 JOBS_HEARTBEAT_INTERVAL = ENV.heartbeat_interval
 JOBS_CANCEL_GRACE = ENV.cancel_grace
@@ -301,7 +353,7 @@ JOBS_SHUTDOWN_GRACE = ENV.shutdown_grace
 # Jobs the scheduler enqueues once per period (jobs.engine.periodic): the files sweep removes
 # objects under files/ that no row names, hourly.
 JOBS_PERIODIC = {"files-sweep": {"type": "file-sweep", "every": 3600, "payload": {"remove": True}}}
-JOBS_TASK_MODULES = ["jobs.samples", "transcription.tasks", "pipelines.tasks", "files.tasks", "webhooks.tasks", "ai.tasks"]
+JOBS_TASK_MODULES = ["jobs.samples", "transcription.tasks", "pipelines.tasks", "files.tasks", "webhooks.tasks", "ai.tasks", "assistant.tasks"]
 METRICS_TOKEN = ENV.metrics_token
 # Fault injection for the outbox's tests (tests/faults): a process exits where this names. Never set in production.
 JOBS_FAULT_POINT = ENV.fault_point

@@ -11,6 +11,7 @@ urlpatterns = [
     path("", include("webhooks.urls")),
     # Before jobs.api.urls: seed 4's /v1/jobs are the AI app's.
     path("", include("ai.urls")),
+    path("", include("assistant.urls")),
     # Before jobs.api.urls: /api/jobs/project/<id> must not reach the engine's /api/jobs/<id>/... paths.
     path("", include("pipelines.urls")),
     path("", include("jobs.api.urls")),

@@ -58,7 +58,7 @@ def on_job_change(change: JobChange) -> None:
         return
     groups = [topics.group_name("job", change.job_id), topics.group_name("queue", change.queue)]
     if change.group_ref:
-        groups.append(topics.group_name("project", change.group_ref))
+        groups.append(topics.group_name(*topics.of_group_ref(change.group_ref)))
     at = change.at.timestamp() if change.at is not None else time.time()
     _sender().put(_Outgoing(tuple(groups), job_event(change, at=at), change))
 
@@ -71,13 +71,17 @@ def job_event(change: JobChange, *, at: float, stage: str | None = None) -> dict
         "type": EVENT_TYPES[change.event],
         "eventId": change.event_id,
         "jobId": change.job_id,
-        "projectId": change.group_ref,
         "stage": stage or change.type,
         "queue": change.queue,
         "jobType": change.type,
         "status": change.status,
         "at": at,
     }
+    if change.group_ref:
+        kind, ref = topics.of_group_ref(change.group_ref)
+        event[f"{kind}Id"] = ref  # seed 2's projectId; another app's kind, e.g. the assistant's commandId
+    else:
+        event["projectId"] = None
     if change.event == "created":
         event["status"] = "PENDING"
     elif change.event == "progress":
@@ -100,6 +104,28 @@ def publish(kind: str, id: str, event: dict[str, Any]) -> None:
     if not isinstance(event.get("type"), str):
         raise ValueError("an event needs a string 'type'")
     _sender().put(_Outgoing((topics.group_name(kind, id),), {**event, "at": event.get("at", time.time())}))
+
+
+def send_now(kind: str, id: str, event: dict[str, Any], *, timeout: float = 5.0) -> None:
+    """Send another app's event to topic `kind` `id` from this thread, past the queue: returns once the
+    channel layer took it, raises (TimeoutError, the layer's error) when it did not. For a caller
+    that records the event as delivered (a notification); `publish` is fire-and-forget."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    if kind not in topics.kinds():
+        from events.exceptions import UnknownTopic
+
+        raise UnknownTopic(kind)
+    layer = get_channel_layer()
+    if layer is None:
+        raise RuntimeError("no channel layer is configured (CHANNEL_LAYERS)")
+    message = {"type": FORWARD, "event": {**event, "at": event.get("at", time.time())}}
+
+    async def send() -> None:
+        await asyncio.wait_for(layer.group_send(topics.group_name(kind, id), message), timeout)
+
+    async_to_sync(send)()
 
 
 def flush(timeout: float = 5.0) -> bool:

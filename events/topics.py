@@ -67,6 +67,15 @@ def _queue_visible(user: Viewer, id: str) -> bool:
     return access.is_operator(user) and id in selectors.queue_names()
 
 
+def of_group_ref(group_ref: str) -> tuple[str, str]:
+    """The topic a job's group_ref names: "kind:id" for a registered kind (the assistant's "command:<id>"),
+    else a pipeline project ("project", group_ref), as seed 2's jobs carry their project's id."""
+    kind, sep, ref = group_ref.partition(":")
+    if sep and kind != "project" and kind in _TOPICS:
+        return kind, ref
+    return "project", group_ref
+
+
 def register_builtin() -> None:
     """Register the engine's own topics: "job" and "queue"."""
     register_topic("job", _job_visible)

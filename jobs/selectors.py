@@ -15,7 +15,7 @@ from django.utils import timezone
 
 from jobs import access
 from jobs.access import Viewer
-from jobs.engine import broker, conf, stats
+from jobs.engine import broker, conf, priority, stats
 from jobs.engine.states import Status
 from jobs.exceptions import InvalidInput, NotFound
 from jobs.models import DeadLetter, Job, QueueState, Schedule, WorkerHeartbeat
@@ -64,12 +64,36 @@ def is_paused(queue: str) -> bool:
     return QueueState.objects.filter(name=queue, paused=True).exists()
 
 
+def queue_settings(queue: conf.QueueConfig) -> dict[str, Any]:
+    """A queue's declaration as clients of the seeds read job options: attempts, backoff (ms), retention, priority, concurrency."""
+
+    def kept(status: str) -> dict[str, float | int] | None:
+        rule = queue.retention.get(status)
+        if rule is None:
+            return None
+        return {k: v for k, v in (("age", rule.age), ("count", rule.count)) if v is not None}
+
+    return {
+        "attempts": queue.attempts,
+        "backoff": {"type": "exponential", "delay": round(queue.backoff.delay * 1000), "factor": queue.backoff.factor},
+        "timeout": queue.timeout,
+        "priority": queue.priority,
+        "priorityLevel": priority.URGENCY.get(queue.priority),
+        "concurrency": queue.concurrency,
+        "mode": queue.mode,
+        "group": queue.group,
+        "rateLimit": None if queue.rate_limit is None else {"max": queue.rate_limit.max, "duration": queue.rate_limit.duration},
+        "removeOnComplete": kept("completed"),
+        "removeOnFail": kept("failed"),
+    }
+
+
 def _stats_row(name: str, raw: dict[str, int], paused: bool) -> dict[str, Any]:
     row = {key: max(int(raw.get(key, 0)), 0) for key in STAT_KEYS if key != "paused"}
     row["paused"] = 0
     if paused:
         row["paused"], row["waiting"] = row["waiting"], 0
-    return {"queue": name, **row, "total": sum(row.values()), "isPaused": paused}
+    return {"queue": name, **row, "total": sum(row.values()), "isPaused": paused, "settings": queue_settings(conf.get_queue(name))}
 
 
 def queue_stats_all(counts: dict[str, dict[str, int]] | None = None) -> dict[str, dict[str, Any]]:

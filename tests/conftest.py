@@ -92,6 +92,16 @@ def staff() -> Any:
 
 
 @pytest.fixture
+def as_staff(staff: Any) -> Any:
+    """A signed-in operator's API client (session login)."""
+    from rest_framework.test import APIClient
+
+    client = APIClient()
+    client.force_login(staff)
+    return client
+
+
+@pytest.fixture
 def queues(settings: Any) -> Callable[..., None]:
     """Declare extra queues for one test: queues(name={...})."""
 

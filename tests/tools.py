@@ -12,7 +12,7 @@ import shutil
 import pytest
 
 #: Debian package that provides each command.
-PACKAGES = {"chromium": "chromium", "ffmpeg": "ffmpeg", "espeak-ng": "espeak-ng"}
+PACKAGES = {"chromium": "chromium", "ffmpeg": "ffmpeg", "espeak-ng": "espeak-ng", "dovecot": "dovecot-imapd"}
 #: tool -> how many tests skipped for want of it, this session.
 SKIPPED: dict[str, int] = {}
 

@@ -38,8 +38,14 @@ def request_transcription(
     format: str | None = None,
     tier: str | None = None,
     language: str | None = None,
+    priority: int | str | None = None,
+    group_ref: str | None = None,
 ) -> tuple[Transcription, Job]:
-    """Store the audio (or check its URL), write the transcription and enqueue its job at the tier's priority."""
+    """Store the audio (or check its URL), write the transcription and enqueue its job at the tier's priority.
+
+    Another app's caller may give the job a `priority` of its own (the assistant's audio commands run
+    at the transcription queue's HIGH) and a `group_ref` (the command the job belongs to).
+    """
     chosen = dict(
         model=_choice("model", model, Transcription.Model, Transcription.Model.TINY),
         format=_choice("format", format, Transcription.Format, Transcription.Format.JSON),
@@ -58,7 +64,9 @@ def request_transcription(
             source = sources.check(audio_url or "")
     with transaction.atomic():
         row = Transcription.objects.create(owner=owner, source=source, source_name=upload_name, language=language, **chosen)
-        job, _ = job_services.enqueue(JobSpec(type=JOB_TYPE, payload={"transcriptionId": row.id}, owner=owner, priority=chosen["tier"]))
+        job, _ = job_services.enqueue(JobSpec(
+            type=JOB_TYPE, payload={"transcriptionId": row.id}, owner=owner, priority=priority or chosen["tier"], group_ref=group_ref,
+        ))
         row.job = job
         row.save(update_fields=["job"])
     return row, job

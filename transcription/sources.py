@@ -4,7 +4,7 @@ Two layers, kept apart on purpose:
 - policy: `check()` decides which sources are acceptable (a storage key, an s3:// URL in the configured
   bucket, an https URL on a host of settings.TRANSCRIPTION_ALLOWED_HOSTS; never http, IP literals or
   localhost), so no request can make a worker fetch an internal address;
-- transport: `_download()` copies one URL to a file with settings.STORAGE_TIMEOUT, a size cap and
+- transport: `download()` copies one URL to a file with settings.STORAGE_TIMEOUT, a size cap and
   same-origin redirects only. It has no host policy of its own (tests drive it over plain HTTP on
   loopback); `fetch()` always runs `check()` before it.
 Storage errors become SourceMissing (permanent) or SourceUnavailable (transient: the job retries).
@@ -19,7 +19,7 @@ import unicodedata
 import uuid
 from contextlib import contextmanager
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, BinaryIO, Iterator
+from typing import IO, Any, BinaryIO, Iterable, Iterator
 from urllib.parse import urljoin, urlsplit, urlunsplit
 
 from django.conf import settings
@@ -144,22 +144,32 @@ def _check_s3(url: str) -> str:
     return check_key(name)
 
 
-def _check_https(url: str) -> str:
+def check_https(url: str, *, allowed_hosts: Iterable[str], field: str = "audioUrl", what: str = "audio") -> str:
+    """The https policy of every URL a worker fetches for a user (audio, calendar feeds): the default port, no
+    credentials, no IP literal or localhost, a host of `allowed_hosts`; the normalized URL, or SourceRefused naming `field`."""
+
+    def refused(message: str) -> SourceRefused:
+        return SourceRefused(message, extra={field: [message]})
+
     parts = urlsplit(url)
     try:
         port = parts.port
     except ValueError:
-        raise _refused("invalid port in audio URL") from None
+        raise refused(f"invalid port in {what} URL") from None
     host = (parts.hostname or "").rstrip(".")
     if "@" in parts.netloc:
-        raise _refused("audio URLs may not carry credentials")
+        raise refused(f"{what} URLs may not carry credentials")
     if port not in (None, 443):
-        raise _refused("https audio URLs must use the default port")
+        raise refused(f"https {what} URLs must use the default port")
     if _is_ip_literal(host) or host == "localhost" or host.endswith(".localhost"):
-        raise _refused("audio URLs may not name an IP address or localhost")
-    if host not in settings.TRANSCRIPTION_ALLOWED_HOSTS:
-        raise _refused(f"audio URLs from {host or 'this host'} are not accepted")
+        raise refused(f"{what} URLs may not name an IP address or localhost")
+    if host not in {h.lower() for h in allowed_hosts}:
+        raise refused(f"{what} URLs from {host or 'this host'} are not accepted")
     return urlunsplit(("https", host, parts.path or "/", parts.query, ""))
+
+
+def _check_https(url: str) -> str:
+    return check_https(url, allowed_hosts=settings.TRANSCRIPTION_ALLOWED_HOSTS)
 
 
 def _is_ip_literal(host: str) -> bool:
@@ -245,7 +255,7 @@ def fetch(source: str, dest_dir: str) -> str:
     try:
         with dest.open("wb") as out:
             if normalized.startswith("https://"):
-                _download(normalized, out, timeout=settings.STORAGE_TIMEOUT, max_bytes=settings.TRANSCRIPTION_MAX_BYTES)
+                download(normalized, out, timeout=settings.STORAGE_TIMEOUT, max_bytes=settings.TRANSCRIPTION_MAX_BYTES)
             else:
                 _copy_from_storage(normalized, out, max_bytes=settings.TRANSCRIPTION_MAX_BYTES)
     except BaseException:
@@ -290,7 +300,7 @@ def translated(name: str) -> Iterator[None]:
 # Transport ----------------------------------------------------------------------------------------
 
 
-def _download(url: str, out: BinaryIO, *, timeout: float, max_bytes: int) -> int:
+def download(url: str, out: BinaryIO, *, timeout: float, max_bytes: int) -> int:
     """Copy an http(s) URL into out: per-operation timeout, size cap, redirects within the same origin only.
 
     No host policy here: callers run check() first (fetch() does). Redirects may not leave the
@@ -403,6 +413,7 @@ def _too_large(size: int | None) -> SourceTooLarge:
 
 
 __all__ = [
-    "SourceError", "SourceMissing", "SourceRefused", "SourceTooLarge", "SourceUnavailable", "check", "check_key", "fetch", "job_errors",
+    "SourceError", "SourceMissing", "SourceRefused", "SourceTooLarge", "SourceUnavailable", "check", "check_https", "check_key", "download",
+    "fetch", "job_errors",
     "request_errors", "require_audio", "safe_filename", "save_result", "save_upload", "translated", "url_for",
 ]

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from rest_framework import serializers
 from rest_framework.request import Request
 
 
@@ -22,3 +23,18 @@ def body(serializer: type, request: Request) -> dict[str, Any]:
     s = serializer(data=request.data)
     s.is_valid(raise_exception=True)
     return s.validated_data
+
+
+class _PresentWhenBlank(serializers.Field):
+    """A query parameter given blank (`?to=`) is a value to check, not one left out (DRF's reading)."""
+
+    def get_value(self, dictionary: Any) -> Any:
+        return dictionary.get(self.field_name, serializers.empty)
+
+
+class QueryDateField(_PresentWhenBlank, serializers.DateField):
+    """A date query parameter: `?to=` is refused as not a date."""
+
+
+class QueryDateTimeField(_PresentWhenBlank, serializers.DateTimeField):
+    """A date-time query parameter: `?since=` is refused as not a date-time."""

@@ -211,8 +211,24 @@ class JobStateOutputSerializer(serializers.Serializer):
 # -- queues -------------------------------------------------------------------------------------
 
 
+class QueueSettingsOutputSerializer(serializers.Serializer):
+    """A queue's declaration (settings.JOBS_QUEUES), in the job-option names the seeds use."""
+
+    attempts = serializers.IntegerField(help_text="Attempts before a job goes to the dead letters.")
+    backoff = serializers.DictField(help_text='`{"type": "exponential", "delay": ms before the first retry, "factor": growth per attempt}`.')
+    timeout = serializers.FloatField(help_text="Seconds a job may run.")
+    priority = serializers.IntegerField(help_text="Priority of a job enqueued here without one (higher runs first).")
+    priorityLevel = serializers.CharField(allow_null=True, help_text="LOW, NORMAL, HIGH or CRITICAL when the priority is one of those levels.")
+    concurrency = serializers.IntegerField(help_text="Jobs of this queue that run at once in its worker group.")
+    mode = serializers.ChoiceField(choices=["processes", "threads"])
+    group = serializers.CharField(help_text="The worker group (`manage.py worker --group`) that serves the queue.")
+    rateLimit = serializers.DictField(allow_null=True, help_text="`{max, duration}`: at most max starts per duration seconds.")
+    removeOnComplete = serializers.DictField(allow_null=True, help_text="`{age (s), count}` kept of completed jobs; null: all kept.")
+    removeOnFail = serializers.DictField(allow_null=True, help_text="`{age (s), count}` kept of failed jobs; null: all kept.")
+
+
 class QueueStatsOutputSerializer(serializers.Serializer):
-    """One queue's counts; a paused queue shows its waiting jobs under `paused` and `waiting` is 0."""
+    """One queue's counts and settings; a paused queue shows its waiting jobs under `paused` and `waiting` is 0."""
 
     queue = serializers.CharField()
     waiting = serializers.IntegerField()
@@ -224,6 +240,7 @@ class QueueStatsOutputSerializer(serializers.Serializer):
     cancelled = serializers.IntegerField()
     total = serializers.IntegerField()
     isPaused = serializers.BooleanField()
+    settings = QueueSettingsOutputSerializer()
 
 
 class QueueStateOutputSerializer(serializers.Serializer):

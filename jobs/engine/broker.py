@@ -245,6 +245,72 @@ def pop_ready(script: Any, keys: Sequence[str]) -> tuple[str, str] | None:
     return raw_id.decode(), key_to_queue(key.decode())
 
 
+# pop_ready for up to ARGV[2] ids: what that many single pops would take, in their order (the first
+# list that is not paused drained first, then the next in the keys' order), in one round trip. It
+# takes at most half of what waits in the lists it may pop from (at least one), so one worker does
+# not take a short backlog that other workers could share.
+POP_MANY_SCRIPT = """
+local want = tonumber(ARGV[2])
+local open, total = {}, 0
+for i, key in ipairs(KEYS) do
+  if redis.call('SISMEMBER', ARGV[1], ARGV[i + 2]) == 0 then
+    local n = redis.call('LLEN', key)
+    if n > 0 then
+      open[#open + 1] = key
+      total = total + n
+    end
+  end
+end
+want = math.min(want, math.max(1, math.floor(total / 2)))
+local out = {}
+for _, key in ipairs(open) do
+  if want <= 0 then break end
+  local ids = redis.call('LPOP', key, want)
+  if ids then
+    for _, id in ipairs(ids) do
+      out[#out + 1] = key
+      out[#out + 1] = id
+    end
+    want = want - #ids
+  end
+end
+return out
+"""
+
+
+def pop_many(script: Any, keys: Sequence[str], count: int) -> list[tuple[str, str]]:
+    """Without blocking: up to `count` (job id, queue) in the order `count` pop_ready calls would return them.
+
+    `script` is POP_MANY_SCRIPT registered on the caller's connection. Fewer come when fewer wait, and
+    never more than half of those waiting (at least one).
+    """
+    popped = script(keys=keys, args=[PAUSED_KEY, count, *(key_to_queue(k) for k in keys)])
+    pairs = list(zip(popped[::2], popped[1::2]))
+    return [(raw_id.decode(), key_to_queue(key.decode())) for key, raw_id in pairs]
+
+
+def holding_key(worker: str) -> str:
+    """A process worker's note of the batch it holds (jobs.engine.batch.Holding), read by stalled-job recovery."""
+    return f"jobs:holding:{worker}"
+
+
+def note_holding(worker: str, note: str, *, ttl: float) -> None:
+    """Write a worker's holding note (before it starts each job of a batch), kept `ttl` seconds."""
+    connection().set(holding_key(worker), note, ex=max(1, int(ttl)))
+
+
+def forget_holding(worker: str) -> None:
+    connection().delete(holding_key(worker))
+
+
+def holding_notes(workers: Sequence[str]) -> dict[str, str]:
+    """The holding notes of these workers (those that have one)."""
+    if not workers:
+        return {}
+    found = connection().mget([holding_key(w) for w in workers])
+    return {w: raw.decode() if isinstance(raw, bytes) else raw for w, raw in zip(workers, found) if raw is not None}
+
+
 def remove_from_lists(job_id: str, queue: str, priority_value: int | None = None) -> None:
     """Take a cancelled waiting job out of its list(s) so no worker pops it."""
     remove_many([(job_id, queue, priority_value)])

@@ -8,8 +8,12 @@ from typing import Any
 from django.conf import settings
 from django.core.signals import setting_changed
 
+from jobs.engine import priority as priorities
 from jobs.engine.retry import Backoff
 from jobs.exceptions import NotFound
+
+
+DEFAULT_PRIORITY = priorities.DEFAULT
 
 
 @dataclass(frozen=True)
@@ -45,6 +49,8 @@ class QueueConfig:
     #: seconds waited; at most `per_owner_limit` jobs of one owner run at once in this queue.
     aging: float | None = None
     per_owner_limit: int | None = None
+    #: The priority of a job enqueued on this queue without one (an integer or a level name when declared).
+    priority: int = DEFAULT_PRIORITY
 
     @property
     def fair(self) -> bool:
@@ -64,7 +70,7 @@ def _positive(name: str, key: str, value: Any, kind: type = float) -> Any:
 
 def parse_queue(name: str, raw: dict[str, Any]) -> QueueConfig:
     """Validate one queue definition."""
-    known = {"attempts", "backoff", "timeout", "retention", "rate_limit", "concurrency", "group", "mode", "aging", "per_owner_limit"}
+    known = {"attempts", "backoff", "timeout", "retention", "rate_limit", "concurrency", "group", "mode", "aging", "per_owner_limit", "priority"}
     unknown = set(raw) - known
     if unknown:
         raise ValueError(f"queue {name!r}: unknown keys {sorted(unknown)}")
@@ -94,7 +100,15 @@ def parse_queue(name: str, raw: dict[str, Any]) -> QueueConfig:
         mode=_mode(name, raw.get("mode", "processes")),
         aging=None if raw.get("aging") is None else _positive(name, "aging", raw["aging"]),
         per_owner_limit=None if raw.get("per_owner_limit") is None else _positive(name, "per_owner_limit", raw["per_owner_limit"], int),
+        priority=_priority(name, raw.get("priority")),
     )
+
+
+def _priority(name: str, value: Any) -> int:
+    try:
+        return priorities.parse(value)
+    except ValueError as exc:
+        raise ValueError(f"queue {name!r}: {exc}") from None
 
 
 MODES = ("processes", "threads")

@@ -36,7 +36,8 @@ class JobSpec:
     type: str
     payload: dict[str, Any] = field(default_factory=dict)
     owner: User | None = None
-    #: An integer 0-100 (higher runs first) or a level name (FREE, PRO, PAYG, LOW, NORMAL, HIGH, CRITICAL).
+    #: An integer 0-100 (higher runs first) or a level name (FREE, PRO, PAYG, LOW, NORMAL, HIGH, CRITICAL);
+    #: None: the queue's declared priority (NORMAL unless declared).
     priority: int | str | None = None
     #: Seconds before the job may run; a job with a delay (or a future run_at) starts delayed.
     delay: float | None = None
@@ -109,7 +110,7 @@ def build(spec: JobSpec, now: datetime, *, from_api: bool = False) -> Job:
         type=task.name,
         payload=spec.payload,
         owner=account(spec.owner),
-        priority=priority.parse(spec.priority),
+        priority=queue.priority if spec.priority in (None, "") else priority.parse(spec.priority),
         status=Status.DELAYED if delayed else Status.WAITING,
         run_at=run_at if delayed else None,
         max_attempts=spec.attempts or queue.attempts,

@@ -10,8 +10,9 @@ from __future__ import annotations
 import logging
 import traceback as tb
 from dataclasses import dataclass, field
-from datetime import timedelta
-from typing import Any
+from dataclasses import replace
+from datetime import datetime, timedelta
+from typing import Any, Sequence
 
 from django.db import transaction
 from django.db.models import F
@@ -19,7 +20,7 @@ from django.utils import timezone
 
 from jobs.engine import broker, conf, dbretry, intake, outbox, retry
 from jobs.engine.hooks import JobChange
-from jobs.engine.states import Move, Status, Step, can_chain, move, move_chain
+from jobs.engine.states import Many, Move, Status, Step, can_chain, move, move_chain, move_sets
 from jobs.exceptions import ErrorKind, InvalidTransition, JobError
 from jobs.models import DeadLetter, Job
 
@@ -40,6 +41,8 @@ class Claimed:
     owner_id: int | None
     group_ref: str | None
     data: dict[str, Any] = field(default_factory=dict)
+    #: When a batch claim went through (its jobs' started_at), for the worker's holding note; None for a claim alone.
+    batch_at: datetime | None = None
 
 
 _CLAIMED_FIELDS = ("queue", "type", "payload", "attempts_made", "max_attempts", "priority", "owner_id", "group_ref")
@@ -137,6 +140,52 @@ def complete_and_claim(job: Claimed, *, worker: str, result: Any, next_id: str, 
     else:
         log.warning("job %s finished on %s but is no longer its job; result dropped", job.id, worker)
     return completed, _claim_outcome(next_id, claimed_move, worker=worker, retried=tries > 1)
+
+
+def complete_and_claim_many(
+    done: Sequence[tuple[Claimed, Any]], *, worker: str, claims: Sequence[tuple[str, str]],
+) -> tuple[list[bool], list[Claimed]]:
+    """complete() each (job, result) of `done` and claim() each (id, queue) of `claims`, in one statement and one commit.
+
+    A batch's completions and the next batch's claims (PostgreSQL, set-based; elsewhere one write after
+    another). Each job gets what complete() or claim() alone would write: the row, its event and its
+    hooks. Returns whether each completion went through, and the jobs claimed in the order asked (those
+    no longer waiting left out). A lost connection is ridden out as complete_and_claim rides it out.
+    """
+    if not can_chain():
+        claimed = [claim(i, queue=q, worker=worker) for i, q in claims]
+        return [complete(j, worker=worker, result=r) for j, r in done], [c for c in claimed if c is not None]
+    tries = 0
+    stamp = timezone.now()
+
+    def write() -> list[dict[str, Move]]:
+        nonlocal tries, stamp
+        tries += 1
+        stamp = now = timezone.now()
+        sets = [
+            Many(tuple(j.id for j, _ in done), Status.ACTIVE, Status.COMPLETED, only_if={"worker_name": worker},
+                 data=tuple({"result": r, "attempt": j.attempt} for j, r in done), fields=dict(progress=100, completed_at=now),
+                 per_job={"result": tuple(r for _, r in done)}),
+            Many(tuple(i for i, _ in claims), Status.WAITING, Status.ACTIVE, returning=_CLAIMED_FIELDS, fields=_claim_fields(worker, now)),
+        ]
+        return move_sets([m for m in sets if m.job_ids])
+
+    answers = dbretry.retrying(write, what=f"completion of {len(done)} jobs and claim of {len(claims)}")
+    completions, claim_moves = (answers[0] if done else {}), (answers[-1] if claims else {})
+    results = []
+    for job, result in done:
+        moved = completions.get(job.id)
+        if moved is not None:
+            _tell(job, moved, "completed", Status.COMPLETED, progress=100, result=result, attempt=job.attempt)
+            results.append(True)
+            continue
+        # Committed on an earlier try whose answer was lost (its hooks are the sweep's), or no longer ours.
+        ok = tries > 1 and Job.objects.filter(pk=job.id, status=Status.COMPLETED, worker_name=worker).exists()
+        if not ok:
+            log.warning("job %s finished on %s but is no longer its job; result dropped", job.id, worker)
+        results.append(ok)
+    found = (_claim_outcome(job_id, claim_moves.get(job_id), worker=worker, retried=tries > 1) for job_id, _ in claims)
+    return results, [replace(c, batch_at=stamp) for c in found if c is not None]
 
 
 def describe(exc: BaseException) -> tuple[ErrorKind, bool, str, str]:

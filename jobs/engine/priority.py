@@ -19,6 +19,8 @@ NAMED: dict[str, int] = {
     "CRITICAL": CRITICAL,
 }
 DEFAULT = NORMAL
+#: Seed 5's urgency levels by value, for showing a queue's declared priority (seed 1's tiers share the values).
+URGENCY: dict[int, str] = {LOW: "LOW", NORMAL: "NORMAL", HIGH: "HIGH", CRITICAL: "CRITICAL"}
 MIN, MAX = 0, 100
 
 #: Each level is one RQ list per queue; a job waits in the list of the highest level <= its priority.

@@ -5,11 +5,12 @@ import json
 import logging
 import signal
 import threading
+import time
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import Any, Callable, ContextManager, Iterator, Protocol
 
 from jobs.engine import broker, conf, dbretry, lifecycle, registry
+from jobs.engine.batch import Chain
 from jobs.engine.context import JobContext
 from jobs.exceptions import ErrorKind, JobCancelled, JobError, JobTimedOut, PermanentError, WorkerShutdown
 
@@ -120,18 +121,6 @@ def _jsonable(value: Any) -> Any:
     return value
 
 
-@dataclass
-class Chain:
-    """A worker's offer to claim its next job in the same round trip as this one's completion.
-
-    `pop` takes the next (job id, queue) without blocking, or None (nothing waits, or the worker
-    stops); the job claimed with the completion is left in `claimed` for the worker to run next.
-    """
-
-    pop: Callable[[], tuple[str, str] | None]
-    claimed: lifecycle.Claimed | None = None
-
-
 def run(
     job_id: str,
     *,
@@ -176,11 +165,9 @@ def run_claimed(
 
 
 def _complete(claimed: lifecycle.Claimed, *, worker: str, result: Any, chain: Chain | None) -> str:
-    taken = chain.pop() if chain is not None else None
-    if chain is None or taken is None:
+    if chain is None:
         return "completed" if lifecycle.complete(claimed, worker=worker, result=result) else ""
-    done, chain.claimed = lifecycle.complete_and_claim(claimed, worker=worker, result=result, next_id=taken[0], next_queue=taken[1])
-    return "completed" if done else ""
+    return "completed" if chain.complete(claimed, worker=worker, result=result) else ""
 
 
 def release_owner_slot(queue: str, job_id: str, owner: int | None) -> None:
@@ -205,6 +192,7 @@ def _run(
     timeout = conf.get_queue(claimed.queue).timeout
     outcome: Callable[[], str]
     cold_stop: BaseException | None = None
+    began = time.monotonic()
     try:
         try:
             task = registry.get(claimed.type)
@@ -230,6 +218,8 @@ def _run(
             outcome = lambda: lifecycle.fail(claimed, worker=worker, exc=failure)  # noqa: E731
         else:
             outcome = lambda: "cancelled" if lifecycle.cancelled(claimed, worker=worker) else ""  # noqa: E731
+    if chain is not None:
+        chain.ran(time.monotonic() - began)
     if guard.fired:
         dbretry.drop_connection(cancel=True)
     status = outcome()

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.engine import broker, conf, intake, lifecycle, outbox, periodic, retention, schedules, stats
+from jobs.engine import batch, broker, conf, intake, lifecycle, outbox, periodic, retention, schedules, stats
 from jobs.engine.states import Status, transition_many
 from jobs.engine.worker import stale_before
 from jobs.exceptions import ErrorKind, JobError
@@ -46,13 +46,27 @@ def promote_due(*, limit: int = 1000) -> int:
 
 
 def recover_stalled() -> int:
-    """Active jobs whose worker stopped sending heartbeats: the attempt counts as failed (STALLED)."""
+    """Active jobs whose worker stopped sending heartbeats: the attempt counts as failed (STALLED).
+
+    Except the jobs of a batch the worker had not started, or had finished without recording (its
+    holding note in Redis says which: jobs.engine.batch): they go back to waiting, the attempt not counted.
+    """
     cutoff = stale_before()
     alive = set(WorkerHeartbeat.objects.filter(last_seen__gte=cutoff, stopped_at__isnull=True).values_list("name", flat=True))
-    suspects = Job.objects.filter(status=Status.ACTIVE, started_at__lt=cutoff).exclude(worker_name__in=alive)
+    suspects = list(Job.objects.filter(status=Status.ACTIVE, started_at__lt=cutoff).exclude(worker_name__in=alive))
+    try:
+        notes = broker.holding_notes(sorted({job.worker_name for job in suspects}))
+    except Exception:
+        notes = {}  # Redis down: every job of theirs counts as stalled, the safe side
     n = 0
-    for job in suspects.iterator():
+    for job in suspects:
         claimed = lifecycle.as_claimed(job)
+        back = batch.uncounted(notes.get(job.worker_name), job_id=job.id, started_at=job.started_at)
+        if back and not job.cancel_requested_at:
+            if lifecycle.requeue(claimed, worker=job.worker_name, reason=f"worker {job.worker_name} stopped responding; {back}"):
+                n += 1
+                log.warning("put back job %s: %s", job.id, back)
+            continue
         if job.cancel_requested_at:
             done = lifecycle.cancelled(claimed, worker=job.worker_name)
         else:
@@ -71,16 +85,20 @@ def recover_orphans() -> int:
 
     A heartbeat says which job its worker runs (`current_job_id`); only one written well after the job's
     claim went through (two heartbeat intervals) counts, so a claim the heartbeat has not seen yet is no orphan.
+    Nor is a job claimed in the same statement as the one the heartbeat names (the same `started_at`): the
+    worker holds it in its batch, to run next (jobs.engine.batch).
     """
     margin = timedelta(seconds=2 * settings.JOBS_HEARTBEAT_INTERVAL)
     beats = {
         name: (current, seen)
         for name, current, seen in WorkerHeartbeat.objects.filter(last_seen__gte=stale_before(), stopped_at__isnull=True).values_list("name", "current_job_id", "last_seen")
     }
+    active = list(Job.objects.filter(status=Status.ACTIVE, worker_name__in=list(beats)))
+    batch_of = {job.worker_name: job.started_at for job in active if beats[job.worker_name][0] == job.id}
     n = 0
-    for job in Job.objects.filter(status=Status.ACTIVE, worker_name__in=list(beats)).iterator():
+    for job in active:
         current, seen = beats[job.worker_name]
-        if current == job.id or job.started_at is None or seen < job.started_at + margin:
+        if current == job.id or job.started_at is None or seen < job.started_at + margin or batch_of.get(job.worker_name) == job.started_at:
             continue
         reason = f"worker {job.worker_name} no longer runs it: its outcome was lost (a database crash)"
         if lifecycle.requeue(lifecycle.as_claimed(job), worker=job.worker_name, reason=reason):

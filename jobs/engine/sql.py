@@ -254,10 +254,27 @@ def _update_sql(conn: Any, values: dict[str, Any], where: dict[str, Any]) -> tup
 
     Handles plain values and `F(name) +/- constant`; None for anything else (the caller then uses Django's).
     """
+    from jobs.models import Job
+
+    built = _set_clause(conn, values)
+    if built is None:
+        return None
+    sets, params = built
+    by_name, qn = _job_fields()[0], conn.ops.quote_name
+    conditions: list[str] = []
+    for name, value in where.items():
+        f = by_name.get(name)
+        if f is None or f.is_relation or value is None or hasattr(value, "resolve_expression"):
+            return None
+        conditions.append(f"{qn(f.column)} = %s")
+        params.append(f.get_db_prep_save(value, conn))
+    return f"UPDATE {qn(Job._meta.db_table)} SET {sets} WHERE {' AND '.join(conditions)}", params
+
+
+def _set_clause(conn: Any, values: dict[str, Any]) -> tuple[str, list[Any]] | None:
+    """`col = %s, ...` of an UPDATE for plain values and `F(name) +/- constant`; None for anything else."""
     from django.db.models import F, Value
     from django.db.models.expressions import CombinedExpression
-
-    from jobs.models import Job
 
     by_name, qn = _job_fields()[0], conn.ops.quote_name
     sets: list[str] = []
@@ -278,14 +295,7 @@ def _update_sql(conn: Any, values: dict[str, Any], where: dict[str, Any]) -> tup
         else:
             sets.append(f"{qn(f.column)} = %s")
             params.append(f.get_db_prep_save(value, conn))
-    conditions: list[str] = []
-    for name, value in where.items():
-        f = by_name.get(name)
-        if f is None or f.is_relation or value is None or hasattr(value, "resolve_expression"):
-            return None
-        conditions.append(f"{qn(f.column)} = %s")
-        params.append(f.get_db_prep_save(value, conn))
-    return f"UPDATE {qn(Job._meta.db_table)} SET {', '.join(sets)} WHERE {' AND '.join(conditions)}", params
+    return ", ".join(sets), params
 
 
 @lru_cache(maxsize=1)

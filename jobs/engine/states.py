@@ -161,6 +161,54 @@ def move_chain(steps: list[Step]) -> list[Move | None]:
     ]
 
 
+@dataclass(frozen=True)
+class Many:
+    """One set of move_sets: jobs each moved from `source` to `target`, in this order; `data` is each job's event
+    data, `fields` what every row gets and `per_job` (JSON fields) a value for each job."""
+
+    job_ids: tuple[str, ...]
+    source: str
+    target: str
+    message: str = ""
+    data: tuple[dict[str, Any] | None, ...] = ()
+    only_if: dict[str, Any] | None = None
+    returning: tuple[str, ...] = ()
+    fields: dict[str, Any] | None = None
+    per_job: dict[str, tuple[Any, ...]] | None = None
+
+
+def move_sets(sets: list[Many]) -> list[dict[str, Move]]:
+    """PostgreSQL (can_chain): move() for every job of every set, in one statement and one commit, set-based.
+
+    For each set, the jobs that moved and their Move; a job no longer in its source is left out (where
+    move() raises InvalidTransition). A worker records a batch's completions and claims its next batch so.
+    """
+    from jobs.engine import outbox, setsql
+    from jobs.models import Job
+
+    for m in sets:
+        if not can_move(m.source, m.target):
+            raise InvalidTransition(",".join(m.job_ids[:3]), m.source, m.target)
+    now = timezone.now()
+    mark = outbox.take_pending()
+    specs = [
+        setsql.SetSql(
+            m.job_ids, m.source, m.target, m.message, m.data, m.only_if, m.returning, {**(m.fields or {}), "updated_at": now},
+            dict(m.per_job or {}), now, outbox.event_name(m.source, m.target) is None,
+        )
+        for m in sets
+    ]
+    try:
+        answers = setsql.move_sets(Job.objects.db, specs, mark)
+    except BaseException:
+        outbox.give_back(mark)
+        raise
+    return [
+        {job_id: Move(previous=m.source, event_id=a.event_id, blocked=a.blocked, held=a.held, row=a.row) for job_id, a in moved.items()}
+        for m, moved in zip(sets, answers)
+    ]
+
+
 def _move_orm(
     job_id: str, queue: str, sources: tuple[str, ...], target: str, message: str, data: dict[str, Any] | None,
     only_if: dict[str, Any] | None, returning: tuple[str, ...], fields: dict[str, Any], now: Any, mark: list[int],

@@ -2,8 +2,8 @@
 
 RQ's own per-job bookkeeping (job hash status, started/finished registries, results) is skipped:
 the database row already holds all of it. A busy worker spends one Redis round trip per job (a Lua
-pop that checks the paused set and deletes the RQ hash) and, on PostgreSQL, two statements
-(claim, outcome), each an UPDATE plus its event INSERT.
+pop that checks the paused set) and one PostgreSQL statement (the outcome with the next claim, an UPDATE
+plus its event INSERT each); while jobs run fast, one of each per batch of jobs (jobs.engine.batch).
 Jobs run in the worker process (no fork per job); a heartbeat thread keeps the worker's row alive,
 watches for cancel requests and enforces the cancel and shutdown graces.
 """
@@ -27,7 +27,7 @@ from redis.exceptions import RedisError
 from rq import Queue as RQQueue
 from rq.worker import BaseWorker, WorkerStatus
 
-from jobs.engine import broker, conf, dbretry, lifecycle, outbox, priority, runner, sql
+from jobs.engine import batch, broker, conf, dbretry, lifecycle, outbox, priority, runner, sql
 from jobs.engine.context import JobContext
 from jobs.exceptions import JobCancelled, WorkerShutdown
 from jobs.models import Job, WorkerHeartbeat
@@ -65,6 +65,7 @@ class Listener:
         self.connection = connection
         self.queues = list(queues)
         self._script = connection.register_script(broker.POP_READY_SCRIPT)
+        self._many_script = connection.register_script(broker.POP_MANY_SCRIPT)
         self._fair_script = connection.register_script(broker.FAIR_POP_SCRIPT)
         self._fair = {q for q in self.queues if conf.get_queue(q).fair}
         self._paused: set[str] = set()
@@ -92,6 +93,14 @@ class Listener:
         if self._fair and (allowed is None or self._fair.intersection(allowed)):
             return broker.pop_fair(self._fair_script, keys, lease=settings.JOBS_STALL_TIMEOUT)
         return broker.pop_ready(self._script, keys)
+
+    def pop_many(self, count: int) -> list[tuple[str, str]]:
+        """Without blocking: up to `count` (job id, queue), as `count` pops would take them (broker.pop_many); one for fair queues."""
+        keys = self.keys()
+        if count <= 1 or self._fair or not keys:
+            popped = self._pop(keys)
+            return [popped] if popped is not None else []
+        return broker.pop_many(self._many_script, keys, count)
 
     def wait(self, timeout: float, allowed: Sequence[str] | None = None) -> bool:
         """Block up to `timeout` seconds until one of the lists has an id; True if one came.
@@ -189,9 +198,11 @@ class EngineWorker(BaseWorker):
         self.rate_gate = RateGate(self.name)
         self.jobs_done = 0
         # Claim the next job with this one's completion (one round trip), unless a queue's start must
-        # first pass a rate limit or a per-owner slot (those claims keep their own path).
-        self._chain = runner.Chain(pop=self._pop_for_chain)
-        self._chainable = not any(conf.get_queue(q).rate_limit or conf.get_queue(q).per_owner_limit for q in self.engine_queues)
+        # first pass a rate limit or a per-owner slot (those claims keep their own path); while jobs
+        # run fast, a batch of them (jobs.engine.batch), unless a queue is fair (its pop takes one).
+        configs = [conf.get_queue(q) for q in self.engine_queues]
+        self._chainable = not any(q.rate_limit or q.per_owner_limit for q in configs)
+        self._chain = batch.Chain(pop=self._pop_for_chain, limit=1 if any(q.fair for q in configs) else batch.batch_limit())
         self._max_jobs: int | None = None
         self._executed = 0
 
@@ -217,12 +228,12 @@ class EngineWorker(BaseWorker):
         return super().work(*args, **kwargs)
 
     def teardown(self) -> None:
-        chained, self._chain.claimed = self._chain.claimed, None
-        if chained is not None:  # claimed with the last completion, then the loop stopped: it goes back, not counted
-            try:
-                lifecycle.requeue(chained, worker=self.name, reason="worker stopped before starting it")
-            except Exception:
-                log.exception("worker %s: could not put back job %s; the scheduler's recovery will", self.name, chained.id)
+        # Jobs claimed with the last completion, then the loop stopped: they go back, not counted; finished ones are recorded.
+        try:
+            self._chain.release(worker=self.name, reason="worker stopped before starting it")
+        except Exception:
+            log.exception("worker %s: could not record or put back its batch; the scheduler's recovery will", self.name)
+        self._chain.forget(worker=self.name)
         self._flush_marks()
         outbox.defer_marks = False
         if sql.asynchronous:
@@ -281,24 +292,27 @@ class EngineWorker(BaseWorker):
         return None
 
     def _dequeue(self, timeout: int | None, max_idle_time: int | None) -> tuple[str, str] | None:
-        if self._chain.claimed is not None:
-            return self._chain.claimed.id, self._chain.claimed.queue
+        held = self._chain.next_id()
+        if held is not None:
+            return held
         return self.listener.next(lambda: self._stop_requested, burst=timeout is None, max_idle_time=max_idle_time, idle=self._flush_marks)
 
     def execute_job(self, job: Any, queue: Any) -> None:
         job_id, queue_name = job, queue
         self._state = WorkerStatus.BUSY
-        if self._chain.claimed is None:
+        chained = self._chain.take(job_id)
+        if chained is None:
             self.rate_gate.wait(queue_name)
-        chained, self._chain.claimed = self._chain.claimed, None
         self._executed += 1
         try:
-            if chained is not None and chained.id == job_id:
+            if chained is not None:
+                self._chain.note(worker=self.name, running=chained)
                 status = runner.run_claimed(chained, worker=self.name, guard=self.guard, on_start=self._on_start, chain=self._chain)
             else:
                 status = runner.run(job_id, queue=queue_name, worker=self.name, guard=self.guard, on_start=self._on_start, chain=self._chain)
             if status:
                 self.jobs_done += 1
+            self._chain.settle(worker=self.name)
         finally:
             self.current = None
             self._cancel_seen_at = self._interrupted_at = None
@@ -314,14 +328,16 @@ class EngineWorker(BaseWorker):
             log.exception("worker %s: could not mark delivered events", self.name)
             dbretry.drop_connection()
 
-    def _pop_for_chain(self) -> tuple[str, str] | None:
-        """The next waiting job, to claim with this one's completion; None when the loop is about to stop."""
-        if not self._chainable or self._stop_requested or (self._max_jobs is not None and self._executed >= self._max_jobs):
-            return None
+    def _pop_for_chain(self, count: int) -> list[tuple[str, str]]:
+        """Up to `count` waiting jobs, to claim with this one's completion; none when the loop is about to stop."""
+        if self._max_jobs is not None:
+            count = min(count, self._max_jobs - self._executed)  # never claim a job past --max-jobs
+        if not self._chainable or self._stop_requested or count < 1:
+            return []
         try:
-            return self.listener.pop()
+            return self.listener.pop_many(count)
         except RedisError:
-            return None  # the dequeue rides it out and says so
+            return []  # the dequeue rides it out and says so
 
     def _on_start(self, claimed: lifecycle.Claimed, ctx: JobContext) -> None:
         self.current = (claimed, ctx)
@@ -338,7 +354,8 @@ class EngineWorker(BaseWorker):
 
     def _beat(self) -> None:
         current = self.current
-        job_id = current[0].id if current else ""
+        # Between two jobs of a batch, the next held one: recover_orphans leaves alone the jobs claimed with it.
+        job_id = current[0].id if current else self._chain.holding()
         WorkerHeartbeat.objects.filter(name=self.name).update(last_seen=timezone.now(), current_job_id=job_id, jobs_done=self.jobs_done)
         try:
             if not self.connection.exists(self.key):
@@ -351,6 +368,7 @@ class EngineWorker(BaseWorker):
             return
         claimed, ctx = current
         renew_leases([claimed])
+        self._chain.unload(worker=self.name, running=claimed.id)  # a batch's job runs long: the rest go to other workers
         now = time.monotonic()
         if self._beat_job_id != claimed.id:
             # A new job: drop what a late beat may have written about the previous one after
@@ -375,7 +393,10 @@ class EngineWorker(BaseWorker):
             # The task ignores interrupts (stuck in native code): record the outcome and end the process.
             log.error("worker %s: job %s did not stop; exiting the process", self.name, claimed.id)
             runner.record_unstoppable(claimed, worker=self.name, reason=exc)
-            os._exit(3)
+            try:
+                self._chain.release(worker=self.name, reason="worker exited: a job of its batch did not stop")
+            finally:
+                os._exit(3)
 
 
 def renew_leases(running: Sequence[lifecycle.Claimed]) -> None:

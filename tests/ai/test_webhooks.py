@@ -8,6 +8,8 @@ import json
 from typing import Any, Callable
 
 import pytest
+from django.contrib.admin.utils import quote
+from django.urls import reverse
 from rest_framework.test import APIClient
 from standardwebhooks import Webhook
 
@@ -120,7 +122,8 @@ def test_after_five_failures_the_delivery_is_dead_and_an_operator_redelivers_it(
     assert (job.status, job.attempts_made, delivery.status, delivery.attempts.count()) == ("failed", 5, "failed", 5)
     assert DeadLetter.objects.filter(job_id=job.id).exists()
 
-    page = admin_client.get(f"/admin/webhooks/delivery/{delivery.id}/change/")
+    # The admin escapes "_" in ids (a delivery's `msg_2f…` would read as `msg/…` unquoted): its own quote().
+    page = admin_client.get(reverse("admin:webhooks_delivery_change", args=[quote(delivery.id)]))
     assert page.status_code == 200 and page.content.count(b"field-status_code") == 5  # every attempt shown
     answer = admin_client.post("/admin/webhooks/delivery/", {"action": "redeliver", "_selected_action": [delivery.id]})
     assert answer.status_code == 302

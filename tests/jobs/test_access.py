@@ -15,7 +15,7 @@ from jobs.services import JobSpec
 
 ROOT = Path(__file__).resolve().parents[2]
 #: Every app of the project (tests and benchmarks are not app code).
-APPS = ["jobs", "transcription", "pipelines", "files", "events", "webhooks", "ai", "launcher", "config"]
+APPS = ["jobs", "transcription", "pipelines", "files", "events", "webhooks", "ai", "assistant", "launcher", "config"]
 #: What product apps may import of the engine: its public surface, and its API and console helpers in their edges.
 PUBLIC = {"jobs.models", "jobs.services", "jobs.selectors", "jobs.exceptions", "jobs.tasks", "jobs.access"}
 EDGE_HELPERS = ("jobs.api.", "jobs.console.", "jobs.management.")

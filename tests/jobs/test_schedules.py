@@ -158,14 +158,6 @@ def test_the_schedulers_tick_fires_due_schedules_and_only_its_leader_does() -> N
 # -- REST ----------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def as_staff(staff: Any) -> Any:
-    from rest_framework.test import APIClient
-
-    client = APIClient()
-    client.force_authenticate(staff)
-    return client
-
 
 def test_the_api_creates_shows_changes_runs_and_deletes_a_schedule(as_staff: Any, as_alice: Any) -> None:
     made = as_staff.post("/api/schedules", {"name": "email-sync", "jobType": "noop", "cron": "0 */30 * * * *", "priority": "LOW"}, format="json")

@@ -256,7 +256,7 @@ def test_no_https_host_is_allowed_by_default(local_storage: Path) -> None:
         sources.check(f"https://{ALLOWED}/a.wav")
 
 
-# Transport: _download() on a plain-HTTP loopback server (the https policy is check()'s) ----------
+# Transport: download() on a plain-HTTP loopback server (the https policy is check()'s) ----------
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -337,7 +337,7 @@ def http_server() -> Iterator[str]:
 def download(url: str, *, timeout: float = 2.0, max_bytes: int = 10 * len(AUDIO)) -> bytes:
     """Run the transport into memory."""
     out = io.BytesIO()
-    written = sources._download(url, out, timeout=timeout, max_bytes=max_bytes)
+    written = sources.download(url, out, timeout=timeout, max_bytes=max_bytes)
     assert written == len(out.getvalue())
     return out.getvalue()
 
