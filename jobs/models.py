@@ -36,7 +36,8 @@ class Job(models.Model):
     queue = models.CharField(max_length=100)
     type = models.CharField(max_length=200)
     payload = models.JSONField(default=dict, blank=True)
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs")
+    # No index of its own: job_owner_created (owner, -created_at) serves every lookup by owner.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="jobs", db_index=False)
     priority = models.SmallIntegerField(default=5)
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.WAITING)
     progress = models.SmallIntegerField(default=0)
@@ -87,7 +88,8 @@ class JobEvent(models.Model):
 
     id = models.BigAutoField(primary_key=True)
     # No database constraint: a cleaned job's events outlive it until the stats fold them.
-    job = models.ForeignKey(Job, on_delete=models.DO_NOTHING, db_constraint=False, related_name="events")
+    # No index of its own: jobevent_job (job, id) serves every lookup by job.
+    job = models.ForeignKey(Job, on_delete=models.DO_NOTHING, db_constraint=False, related_name="events", db_index=False)
     queue = models.CharField(max_length=100)
     type = models.CharField(max_length=200, blank=True, default="", db_default="")
     group_ref = models.CharField(max_length=100, null=True, blank=True)

@@ -69,6 +69,8 @@ class Chain:
     lock: threading.Lock = field(default_factory=threading.Lock)
     #: The held job that runs now, and since when (monotonic).
     running: tuple[str, float] | None = None
+    #: Writes the holding notes without waiting for each answer (broker.NoteWriter).
+    notes: broker.NoteWriter = field(default_factory=broker.NoteWriter)
 
     def ran(self, seconds: float) -> None:
         """A job's task took `seconds`: batch more while jobs are fast, not at all after a slow one."""
@@ -151,6 +153,11 @@ class Chain:
     def forget(self, *, worker: str) -> None:
         """The worker stops: its holding note goes (else it expires)."""
         try:
+            self.notes.flush()
+        except Exception:
+            pass  # the note's answer is lost with its connection: the delete below settles it
+        self.notes.close()
+        try:
             broker.forget_holding(worker)
         except Exception:
             log.warning("worker %s: could not remove its holding note; it expires", worker)
@@ -164,7 +171,7 @@ class Chain:
             done = [c.id for c, _ in self.finished if c.batch_at == running.batch_at]
         text = json.dumps({"at": running.batch_at.isoformat(), "run": running.id, "held": held, "done": done})
         try:
-            broker.note_holding(worker, text, ttl=max(3600.0, 10 * settings.JOBS_STALL_TIMEOUT))
+            self.notes.send(worker, text, ttl=max(3600.0, 10 * settings.JOBS_STALL_TIMEOUT))
         except Exception:
             log.warning("worker %s: could not note its batch in Redis; if it dies, its batch counts as stalled", worker)
 

@@ -295,8 +295,45 @@ def holding_key(worker: str) -> str:
 
 
 def note_holding(worker: str, note: str, *, ttl: float) -> None:
-    """Write a worker's holding note (before it starts each job of a batch), kept `ttl` seconds."""
+    """Write a worker's holding note, kept `ttl` seconds, and wait for Redis's answer."""
     connection().set(holding_key(worker), note, ex=max(1, int(ttl)))
+
+
+class NoteWriter:
+    """A worker's holding notes (one before each job of a batch) without a round trip each.
+
+    The SET is on the socket before the job starts, so it reaches Redis even when the process is
+    killed right after (the kernel still sends what was written); its answer is read before the next
+    note is sent, or by `flush()`. Waiting for each answer cost as much as the rest of a no-op job.
+    """
+
+    def __init__(self) -> None:
+        self._conn: Any = None
+        self._pending = False
+
+    def send(self, worker: str, note: str, *, ttl: float) -> None:
+        """Send the note; raise on a failed send or an error answer to the previous one (then reconnect next time)."""
+        try:
+            if self._conn is None:
+                pool = connection().connection_pool
+                self._conn = pool.connection_class(**pool.connection_kwargs)
+            self.flush()
+            self._conn.send_command("SET", holding_key(worker), note, "EX", max(1, int(ttl)))
+            self._pending = True
+        except Exception:
+            self.close()
+            raise
+
+    def flush(self) -> None:
+        """Read the answer of the note in flight, if any."""
+        if self._pending and self._conn is not None:
+            self._pending = False
+            self._conn.read_response()
+
+    def close(self) -> None:
+        conn, self._conn, self._pending = self._conn, None, False
+        if conn is not None:
+            conn.disconnect()
 
 
 def forget_holding(worker: str) -> None:

@@ -93,14 +93,17 @@ def consumers() -> list[Consumer]:
     return list(_CONSUMERS)
 
 
-def call(consumer: Consumer, change: JobChange) -> BaseException | None:
+def call(consumer: Consumer, change: JobChange, *, in_atomic: bool | None = None) -> BaseException | None:
     """Call one hook with one change; returns what it raised, or None.
 
     Inside a transaction (the outbox's sweep and retries) the hook runs in a savepoint, so a
-    database error of its own is rolled back with it and the transaction goes on.
+    database error of its own is rolled back with it and the transaction goes on. `in_atomic`: the
+    caller already knows whether one is open (a batch of changes asks once, not per hook).
     """
+    if in_atomic is None:
+        in_atomic = transaction.get_connection().in_atomic_block
     try:
-        if transaction.get_connection().in_atomic_block:
+        if in_atomic:
             with transaction.atomic():
                 consumer.func(change)
         else:

@@ -12,6 +12,8 @@ from datetime import datetime, timedelta
 from typing import Any, Iterable, Sequence
 
 from django.db import transaction
+from django.db.models import signals
+from django.db.models.base import ModelState
 from django.utils import timezone
 
 from jobs.access import User, account
@@ -98,6 +100,35 @@ def check(spec: JobSpec, *, from_api: bool = False) -> None:
         raise InvalidInput(message, extra=errors)
 
 
+class _Rows:
+    """Unsaved instances of a model from keyword values, without `Model.__init__`'s per-field work: a fifth
+    of the time of `Model(**kwargs)`, which matters at 10,000 jobs and events per enqueue_many. Values
+    are by attname (`owner_id`); a field left out gets its default. A model with post_init receivers
+    (none here) is built the usual way, so that they run."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        self.fields = [(f.attname, f) for f in model._meta.concrete_fields]
+        # Only a callable default (a new id, dict for JSON) is called per row; the rest are constants.
+        self.constant = {f.attname: f.get_default() for f in model._meta.concrete_fields if not (f.has_default() and callable(f.default))}
+
+    def __call__(self, **values: Any) -> Any:
+        row = {
+            name: values[name] if name in values else self.constant[name] if name in self.constant else field.get_default()
+            for name, field in self.fields
+        }
+        if signals.pre_init.has_listeners(self.model) or signals.post_init.has_listeners(self.model):
+            return self.model(**row)
+        obj = self.model.__new__(self.model)
+        obj.__dict__.update(row)
+        obj._state = ModelState()
+        return obj
+
+
+_JOB_ROWS = _Rows(Job)
+_EVENT_ROWS = _Rows(JobEvent)
+
+
 def build(spec: JobSpec, now: datetime, *, from_api: bool = False) -> Job:
     """The unsaved Job for a spec, checked first; waiting, or delayed when it must not run before a later time."""
     check(spec, from_api=from_api)
@@ -105,11 +136,12 @@ def build(spec: JobSpec, now: datetime, *, from_api: bool = False) -> Job:
     queue = conf.get_queue(spec.queue or task.queue)
     run_at = spec.run_at or (now + timedelta(seconds=spec.delay) if spec.delay else None)
     delayed = run_at is not None and run_at > now
-    return Job(
+    owner = account(spec.owner)
+    job: Job = _JOB_ROWS(
         queue=queue.name,
         type=task.name,
         payload=spec.payload,
-        owner=account(spec.owner),
+        owner_id=owner.pk if owner is not None else None,
         priority=queue.priority if spec.priority in (None, "") else priority.parse(spec.priority),
         status=Status.DELAYED if delayed else Status.WAITING,
         run_at=run_at if delayed else None,
@@ -120,6 +152,9 @@ def build(spec: JobSpec, now: datetime, *, from_api: bool = False) -> Job:
         created_at=now,
         updated_at=now,
     )
+    if owner is not None:
+        job.owner = owner  # the account the caller gave, cached (no query when read)
+    return job
 
 
 def skip_reason(spec: JobSpec) -> str | None:
@@ -133,10 +168,11 @@ def skip_reason(spec: JobSpec) -> str | None:
 
 def created_event(job: Job, now: datetime) -> JobEvent:
     """The unsaved event of a new job: a change that hooks consume, so it is written undelivered."""
-    return JobEvent(
+    event: JobEvent = _EVENT_ROWS(
         job_id=job.id, queue=job.queue, type=job.type, group_ref=job.group_ref, owner_id=job.owner_id,
         from_status=None, to_status=job.status, message="created", at=now, delivered=False,
     )
+    return event
 
 
 def carry(

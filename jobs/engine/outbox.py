@@ -97,6 +97,8 @@ def deliver(changes: Sequence[JobChange], *, blocked: Iterable[str] = (), held: 
     skipped = set(blocked)
     waiting = {job: set(names) for job, names in (held or {}).items()}
     done: list[int] = []
+    in_atomic = transaction.get_connection().in_atomic_block
+    consumers = hooks.consumers()
     for change in changes:
         if change.job_id in skipped:
             continue
@@ -104,12 +106,12 @@ def deliver(changes: Sequence[JobChange], *, blocked: Iterable[str] = (), held: 
         behind = waiting.setdefault(change.job_id, set())
         failures: list[tuple[str, BaseException]] = []
         try:
-            for consumer in hooks.consumers():
+            for consumer in consumers:
                 if consumer.name in behind:
                     if change.event_id is not None:
                         _queue_behind(change, consumer.name)
                     continue
-                error = hooks.call(consumer, change)
+                error = hooks.call(consumer, change, in_atomic=in_atomic)
                 if error is not None:
                     failures.append((consumer.name, error))
                     behind.add(consumer.name)  # this job's next changes queue behind it

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Sequence
 
-from django.db import connection, transaction
+from django.db import connection, connections, transaction
 from django.db.models import Field
 
 
@@ -329,13 +329,14 @@ def copy_rows(model: Any, objs: Sequence[Any]) -> None:
     qn = connection.ops.quote_name
     sql = f"COPY {qn(model._meta.db_table)} ({', '.join(qn(f.column) for f in fields)}) FROM STDIN"
     attnames = [f.attname for f in fields]
-    connection.ensure_connection()
-    with connection.wrap_database_errors, connection.connection.cursor() as cursor, cursor.copy(sql) as copy:
+    conn = connections[connection.alias]  # the connection itself: `connection` is a proxy, looked up on each use
+    adapt = [(i, json_fields[a]) for i, a in enumerate(attnames) if a in json_fields]
+    conn.ensure_connection()
+    with conn.wrap_database_errors, conn.connection.cursor() as cursor, cursor.copy(sql) as copy:
         for obj in objs:
             row = [getattr(obj, a) for a in attnames]
-            for i, a in enumerate(attnames):
-                if a in json_fields:
-                    row[i] = json_fields[a].get_db_prep_save(row[i], connection)
+            for i, field in adapt:
+                row[i] = field.get_db_prep_save(row[i], conn)
             copy.write_row(row)
     for obj in objs:
         obj._state.adding = False

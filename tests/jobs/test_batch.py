@@ -144,6 +144,7 @@ def test_a_dead_workers_batch_counts_only_the_job_it_ran(settings) -> None:
     chain.held.extend(held[2:])
     chain.finished.append((held[0], None))
     chain.note(worker="w-dead", running=held[1])
+    chain.notes.flush()  # the note's answer read: it is in Redis
     note = broker.holding_notes(["w-dead"])["w-dead"]
     assert batch.uncounted(note, job_id=jobs[2].id, started_at=held[0].batch_at)
     assert not batch.uncounted(note, job_id=jobs[2].id, started_at=timezone.now())  # a later claim of it: the note is not about it
