@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import subprocess
 
 import pytest
 
@@ -39,3 +40,14 @@ def require(*tools: str, why: str = "") -> None:
     for tool in absent:
         SKIPPED[tool] = SKIPPED.get(tool, 0) + 1
     pytest.skip(message)
+
+
+def stop(proc: subprocess.Popen, *, grace: float = 10.0) -> None:
+    """Stop a server a test started: SIGTERM, then SIGKILL after `grace` seconds."""
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(timeout=10)

@@ -47,6 +47,8 @@ RECYCLE = 3
 WATCH_EVERY = 0.1
 #: How long one slot blocks on Redis for all of them while the queues are empty.
 LISTEN_SECONDS = 0.5
+#: How long the popping slot listens while a queue of this process is at its concurrency limit.
+FULL_LISTEN_SECONDS = 0.02
 
 
 class _Interrupt(BaseException):
@@ -258,7 +260,10 @@ class ThreadsWorker:
                     if taken is None:
                         if self.burst:
                             return None
-                        self.listener.wait(LISTEN_SECONDS, allowed)
+                        # A queue at its limit is not listened to, and a slot that frees room cannot wake
+                        # this BLPOP: while one is full, listen briefly so its next job starts soon after.
+                        full = len(allowed) < len(self.queues)
+                        self.listener.wait(FULL_LISTEN_SECONDS if full else LISTEN_SECONDS, allowed)
                         continue
                 except RedisError as exc:
                     log.warning("worker %s: Redis unreachable (%s); trying again in %.1fs", self.name, exc, wait)

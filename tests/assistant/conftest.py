@@ -1,8 +1,10 @@
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import Any, Callable, Iterator
 
 import pytest
+
+from tests.assistant.smtp import Mailbox, point_django_at, smtp_server
 
 #: Seed 5's queues (transcription is seed 1's), in the order the seed lists them.
 ASSISTANT_QUEUES = (
@@ -18,3 +20,11 @@ def drain(burst: Callable[..., Any]) -> Callable[[], None]:
         burst(*ASSISTANT_QUEUES)
 
     return run
+
+
+@pytest.fixture
+def smtp(settings: Any) -> Iterator[Mailbox]:
+    """A loopback SMTP server (aiosmtpd) that Django sends to."""
+    with smtp_server() as (port, box):
+        point_django_at(settings, port)
+        yield box

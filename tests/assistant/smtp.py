@@ -210,12 +210,7 @@ def _dovecot(binary: str, root: Path) -> Iterator[Dovecot]:
         _wait_listening(port, proc, root / "dovecot.log")
         yield Dovecot(maildir=maildir, port=port, owner=owner)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        tools.stop(proc)
 
 
 def _wait_listening(port: int, proc: subprocess.Popen, log: Path, timeout: float = 15.0) -> None:

@@ -28,13 +28,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 QUEUE = "email-processing"
 
 
-@pytest.fixture
-def smtp(settings: Any) -> Iterator[Mailbox]:
-    """A loopback SMTP server that Django sends to."""
-    with smtp_server() as (port, box):
-        point_django_at(settings, port)
-        yield box
-
 
 def run_email_jobs(burst: Callable[..., Any]) -> None:
     burst(QUEUE)

@@ -3,7 +3,7 @@ channel layer), a loopback SMTP server, and a real worker in burst mode."""
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Any, Awaitable, Callable, Iterator
+from typing import Any, Awaitable, Callable
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
@@ -25,12 +25,6 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 QUEUE = "notification"
 
-
-@pytest.fixture
-def smtp(settings: Any) -> Iterator[Mailbox]:
-    with smtp_server() as (port, box):
-        point_django_at(settings, port)
-        yield box
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
+from tests import tools
 from tests.net import free_port
 from launcher import web
 from tests.browser.conftest import PASSWORD
@@ -57,12 +58,7 @@ def asgi_server(stage_env: dict[str, str]) -> Iterator[str]:
                 time.sleep(0.2)
         yield url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=10)
+        tools.stop(proc)
 
 
 def test_project_page_moves_live_and_approve_starts_the_next_stage(

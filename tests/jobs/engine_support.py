@@ -149,3 +149,18 @@ def drainer(burst: Callable[..., Any], queues: tuple[str, ...]) -> Callable[[], 
         raise AssertionError(f"{', '.join(queues)} did not drain")
 
     return run
+
+
+def worker_statements(n: int, burst: Callable[..., Any]) -> list[str]:
+    """The SQL a burst worker sends to drain `n` fresh no-op jobs (the hot-path tests compare n and 1)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from jobs import services
+    from jobs.services import JobSpec
+
+    services.enqueue_many([JobSpec(type="noop") for _ in range(n)])
+    with CaptureQueriesContext(connection) as captured:
+        burst()
+    assert Job.objects.filter(status="completed").count() == Job.objects.count()
+    return [q["sql"] for q in captured.captured_queries]

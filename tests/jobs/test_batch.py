@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from jobs import services
@@ -19,7 +18,7 @@ from jobs.engine.worker import Listener
 from jobs.models import Job, JobEvent, WorkerHeartbeat
 from jobs.services import JobSpec
 from tests.faults.conftest import executions
-from tests.jobs.engine_support import make_due, moves, wait_for, wait_worker_ready
+from tests.jobs.engine_support import make_due, moves, wait_for, wait_worker_ready, worker_statements
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -99,18 +98,8 @@ def test_each_job_of_a_batch_records_and_tells_what_a_single_claim_and_completio
 def test_batches_take_fewer_statements_per_job(burst, settings) -> None:
     """The hot-path count of tests/jobs/test_engine.py with batches: one set-based statement records a batch's
     completions and claims the next batch, so 40 jobs cost far fewer than 40 transition statements."""
-    from django.test.utils import CaptureQueriesContext
-
     settings.JOBS_BATCH_SIZE = 8
-
-    def statements(n: int) -> list[str]:
-        services.enqueue_many([JobSpec(type="noop") for _ in range(n)])
-        with CaptureQueriesContext(connection) as captured:
-            burst()
-        assert Job.objects.filter(status=C).count() == Job.objects.count()
-        return [q["sql"] for q in captured.captured_queries]
-
-    one, many = statements(1), statements(41)
+    one, many = worker_statements(1, burst), worker_statements(41, burst)
     per_job = (len(many) - len(one)) / 40
     assert per_job <= 0.5, f"{per_job:.2f} statements per job:\n" + "\n".join(many)
     assert any(s.startswith("WITH s0_moved AS (UPDATE") and "s1_moved AS (UPDATE" in s for s in many)  # completions with claims

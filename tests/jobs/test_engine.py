@@ -17,7 +17,7 @@ from jobs.engine import broker, priority, scheduler
 from jobs.exceptions import InvalidInput, InvalidTransition, NotFound, PermanentError
 from jobs.models import DeadLetter, Job, JobEvent
 from jobs.services import JobSpec
-from tests.jobs.engine_support import make_due, moves, task_type, times_started
+from tests.jobs.engine_support import make_due, moves, task_type, times_started, worker_statements
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -359,16 +359,7 @@ def test_the_workers_hot_path_is_one_round_trip_per_job(burst, settings) -> None
     of 21 jobs and a run of 1, so the worker's start and stop (its heartbeat row) cancel out; the heartbeat
     thread has its own connection. With batches: tests/jobs/test_batch.py."""
     settings.JOBS_BATCH_SIZE = 1
-    from django.test.utils import CaptureQueriesContext
-
-    def statements(n: int) -> list[str]:
-        services.enqueue_many([JobSpec(type="noop") for _ in range(n)])
-        with CaptureQueriesContext(connection) as captured:
-            burst()
-        assert Job.objects.filter(status=C).count() == Job.objects.count()
-        return [q["sql"] for q in captured.captured_queries]
-
-    one, many = statements(1), statements(21)
+    one, many = worker_statements(1, burst), worker_statements(21, burst)
     assert (len(many) - len(one)) / 20 == 1, f"{len(one)} statements for 1 job, {len(many)} for 21:\n" + "\n".join(many)
     single = [sql for sql in many if sql.startswith("WITH moved AS (UPDATE")]
     chained = [sql for sql in many if sql.startswith("WITH m0_moved AS (UPDATE") and "m1_moved AS (UPDATE" in sql]

@@ -162,3 +162,21 @@ def test_a_group_of_threads_queues_runs_as_one_threads_worker(queues: Any) -> No
         conf.groups()
     with pytest.raises(ValueError, match="mode must be one of"):
         conf.parse_queue("x", {"mode": "fibers"})
+
+
+def test_when_a_full_queue_frees_room_its_next_job_starts_without_waiting_out_the_listen(queues: Any) -> None:
+    """The popping slot does not listen to a queue at its limit; the room a finished job frees must not wait for
+    that slot's BLPOP on the other queues to time out (LISTEN_SECONDS) before the next job of the full queue starts."""
+    queues(one={**IO, "concurrency": 1}, other={**IO, "concurrency": 2})
+    jobs = [services.enqueue(JobSpec(type="sleep", payload={"seconds": 0.1, "steps": 1}, queue="one"))[0] for _ in range(6)]
+    worker = ThreadsWorker(["one", "other"], threads=2)
+    runner = threading.Thread(target=worker.work)
+    runner.start()
+    try:
+        wait_for(lambda: Job.objects.filter(queue="one", status="completed").count() == 6, timeout=30, what="the six jobs")
+    finally:
+        worker.request_stop()
+        runner.join(timeout=30)
+    rows = sorted(Job.objects.filter(pk__in=[j.id for j in jobs]), key=lambda j: j.started_at)
+    gaps = [(b.started_at - a.completed_at).total_seconds() for a, b in zip(rows, rows[1:])]
+    assert max(gaps) < 0.3, gaps  # waiting out the listen would leave about LISTEN_SECONDS (0.5 s) between them
