@@ -9,14 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from ai.models import AiJob, KeyPolicy, Usage, UsageDay
-
-
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from jobs.console.readonly import ReadOnlyAdmin as ReadOnly
 
 
 class Ledger(ReadOnly):

@@ -13,14 +13,7 @@ from django.utils.safestring import SafeString
 
 from assistant import selectors
 from assistant.models import CalendarEvent, CalendarFeed, Command, Email, Notification, Task
-
-
-class ReadOnly(admin.ModelAdmin):
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+from jobs.console.readonly import ReadOnlyAdmin as ReadOnly
 
 
 @admin.register(Command)

@@ -207,16 +207,10 @@ class CommandCreateApi(APIView):
                    responses={202: CommandAcceptedSerializer, **errors(400)})
     def post(self, request: Request) -> Response:
         data = body(CommandInputSerializer, request)
-        owner = access.signed_in(request.user)
-        if data.get("audio"):
-            command, job = services.process_audio_command(
-                owner=owner, audio=services.decode_audio(data["audio"]), conversation_id=data["conversationId"],
-                mime_type=data.get("mimeType", ""), language=data.get("language", ""), user_ref=data.get("userId", ""),
-            )
-        else:
-            command, job = services.process_command(
-                owner=owner, text=data.get("text", ""), conversation_id=data["conversationId"], user_ref=data.get("userId", ""),
-            )
+        command, job = services.take_command(
+            owner=access.signed_in(request.user), conversation_id=data["conversationId"], text=data.get("text", ""),
+            audio=data.get("audio", ""), mime_type=data.get("mimeType", ""), language=data.get("language", ""), user_ref=data.get("userId", ""),
+        )
         out = {"commandId": command.id, "conversationId": command.conversation_id, "jobId": job.id, "status": command.status}
         return Response(out, status=status.HTTP_202_ACCEPTED)
 

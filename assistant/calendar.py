@@ -34,16 +34,16 @@ from django.utils import timezone
 
 from assistant.exceptions import AssistantInputError
 from assistant.models import CalendarEvent, CalendarFeed
+from jobs import selectors as job_selectors
 from jobs import services as job_services
 from jobs.access import User
 from jobs.exceptions import ErrorKind, JobError, PermanentError
-from jobs.models import PENDING, Job
+from jobs.models import Job
 from jobs.services import JobSpec
 from jobs.tasks import JobContext
 from transcription import sources
 
 SYNC = "assistant.sync_calendar"
-QUEUE = "calendar-sync"
 #: A feed larger than this is refused: a person's calendar is kilobytes, 5 MB is years of meetings.
 MAX_FEED_BYTES = 5 * 1024 * 1024
 #: Occurrences kept per feed: a FREQ=MINUTELY rule must fail the sync, not fill the table.
@@ -118,9 +118,9 @@ def add_feed(*, owner: User, url: str, name: str = "") -> tuple[CalendarFeed, Jo
 
 def enqueue_sync(feed: CalendarFeed) -> Job:
     """A sync job for the feed; one still waiting is returned instead of queueing a second."""
-    waiting = _waiting_syncs([feed.pk])
-    if feed.pk in waiting:
-        return waiting[feed.pk]
+    waiting = job_selectors.not_started(SYNC, key="feedId", values=[feed.pk])
+    if str(feed.pk) in waiting:
+        return waiting[str(feed.pk)]
     job, _ = job_services.enqueue(JobSpec(type=SYNC, payload={"feedId": feed.pk}, owner=feed.owner))
     return job
 
@@ -128,18 +128,11 @@ def enqueue_sync(feed: CalendarFeed) -> Job:
 def sync_all(ctx: JobContext) -> dict[str, Any]:
     """Job: enqueue a sync of every feed (seed 5's every-15-minutes schedule), skipping feeds whose sync still waits."""
     feeds = list(CalendarFeed.objects.select_related("owner").order_by("pk"))
-    waiting = _waiting_syncs([f.pk for f in feeds])
-    specs = [JobSpec(type=SYNC, payload={"feedId": f.pk}, owner=f.owner) for f in feeds if f.pk not in waiting]
+    # A sync still waiting is not queued twice; racy on purpose: a duplicate sync is harmless (idempotent).
+    waiting = job_selectors.not_started(SYNC, key="feedId", values=[f.pk for f in feeds])
+    specs = [JobSpec(type=SYNC, payload={"feedId": f.pk}, owner=f.owner) for f in feeds if str(f.pk) not in waiting]
     jobs = job_services.enqueue_many(specs) if specs else []
     return {"feeds": len(feeds), "enqueued": len(jobs), "alreadyWaiting": len(waiting)}
-
-
-def _waiting_syncs(feed_ids: list[int]) -> dict[int, Job]:
-    """Sync jobs not yet started, by feed id. Racy on purpose: a duplicate sync is harmless (it is idempotent)."""
-    if not feed_ids:
-        return {}
-    rows = Job.objects.filter(queue=QUEUE, status__in=list(PENDING), type=SYNC, payload__feedId__in=feed_ids)
-    return {int(job.payload["feedId"]): job for job in rows}
 
 
 # The sync job -------------------------------------------------------------------------------------

@@ -37,7 +37,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from assistant.exceptions import AssistantInputError
-from assistant.models import Command, Email
+from assistant.models import Command, Email, group_ref_of
 from jobs import services as job_services
 from jobs.access import User
 from jobs.exceptions import ErrorKind, JobError, PermanentError
@@ -137,7 +137,7 @@ def queue_email(*, owner: User, to: list[str] | str, subject: str, body: str, co
     with transaction.atomic():
         row = Email.objects.create(owner=owner, command=command, to=recipients, subject=subject, body=body)
         job, _ = job_services.enqueue(JobSpec(
-            type=SEND, payload={"emailId": row.id}, owner=owner, group_ref=command.group_ref if command else None,
+            type=SEND, payload={"emailId": row.id}, owner=owner, group_ref=group_ref_of(command),
         ))
         row.job = job
         row.save(update_fields=["job"])

@@ -62,6 +62,11 @@ class Command(models.Model):
         return f"command:{self.id}"
 
 
+def group_ref_of(command: Command | None) -> str | None:
+    """The group_ref of a job that a command caused (None for one the API asked for directly)."""
+    return command.group_ref if command is not None else None
+
+
 class Email(models.Model):
     """A message sent over SMTP by the email-processing queue (seed 5's sendEmail)."""
 

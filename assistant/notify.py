@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from assistant import mail
 from assistant.exceptions import AssistantInputError
-from assistant.models import Command, Notification
+from assistant.models import Command, Notification, group_ref_of
 from jobs import services as job_services
 from jobs.access import User, Viewer
 from jobs.exceptions import ErrorKind, JobError, PermanentError
@@ -66,7 +66,7 @@ def queue_notification(
         note = Notification.objects.create(owner=owner, command=command, title=title, body=body, channels=chosen)
         job, _ = job_services.enqueue(JobSpec(
             type=NOTIFY, payload={"notificationId": note.id}, owner=owner, delay=delay or None,
-            group_ref=command.group_ref if command else None,
+            group_ref=group_ref_of(command),
         ))
         note.job = job
         note.save(update_fields=["job"])

@@ -99,6 +99,17 @@ def process_audio_command(
     return command, job
 
 
+def take_command(
+    *, owner: User, conversation_id: str, text: str = "", audio: str = "", mime_type: str = "", language: str = "", user_ref: str = "",
+) -> tuple[Command, Job]:
+    """A command as a client sends it: base64 `audio` (transcribed first) when given, else `text`; the first job."""
+    if audio:
+        return process_audio_command(
+            owner=owner, audio=decode_audio(audio), conversation_id=conversation_id, mime_type=mime_type, language=language, user_ref=user_ref,
+        )
+    return process_command(owner=owner, text=text, conversation_id=conversation_id, user_ref=user_ref)
+
+
 def _enqueue(command: Command, job_type: str, **spec: Any) -> Job:
     """A job of the command (payload commandId), once: a retried step finds the first job by its key."""
     job, _ = job_services.enqueue(JobSpec(

@@ -19,16 +19,16 @@ from django.db import transaction
 from django.utils import timezone
 
 from assistant.exceptions import AssistantInputError
-from assistant.models import Command, Task
+from assistant.models import Command, Task, group_ref_of
+from jobs import selectors as job_selectors
 from jobs import services as job_services
 from jobs.access import User
 from jobs.exceptions import ErrorKind, JobError, PermanentError
-from jobs.models import PENDING, Job
+from jobs.models import Job
 from jobs.services import JobSpec
 from jobs.tasks import JobContext
 
 SYNC = "assistant.sync_task"
-QUEUE = "task-processing"
 TITLE_MAX = 500
 NOT_CONFIGURED = "no task provider configured (TASKS_PROVIDER_URL)"
 #: How much of a provider's error answer is kept in sync_detail (Airtable's say which field it refused).
@@ -59,7 +59,7 @@ def create_task(*, owner: User, title: str, due_at: datetime | None = None, comm
         due_at = timezone.make_aware(due_at)  # a due time without a zone is the assistant's (settings.TIME_ZONE)
     with transaction.atomic():
         task = Task.objects.create(owner=owner, command=command, title=clean, due_at=due_at)
-        job, _ = job_services.enqueue(_spec(task, owner=owner, group_ref=command.group_ref if command else None))
+        job, _ = job_services.enqueue(_spec(task, owner=owner, group_ref=group_ref_of(command)))
     return task, job
 
 
@@ -74,18 +74,12 @@ def sync_pending(ctx: JobContext) -> dict[str, Any]:
     """
     wanted = [Task.Sync.PENDING, Task.Sync.FAILED] + ([Task.Sync.SKIPPED] if settings.TASKS_PROVIDER_URL else [])
     tasks = list(Task.objects.filter(sync_status__in=wanted).select_related("owner", "command").order_by("created_at"))
-    waiting = _waiting_syncs([t.pk for t in tasks])
-    specs = [_spec(t, owner=t.owner, group_ref=t.command.group_ref if t.command else None) for t in tasks if t.pk not in waiting]
+    # Racy on purpose: the row lock in sync_task keeps a second job from sending twice.
+    waiting = job_selectors.not_started(SYNC, key="taskId", values=[t.pk for t in tasks])
+    specs = [_spec(t, owner=t.owner, group_ref=group_ref_of(t.command)) for t in tasks if t.pk not in waiting]
     jobs = job_services.enqueue_many(specs) if specs else []
     return {"tasks": len(tasks), "enqueued": len(jobs), "alreadyWaiting": len(waiting)}
 
-
-def _waiting_syncs(task_ids: list[str]) -> set[str]:
-    """Tasks with a sync job not yet started. Racy on purpose: the row lock in sync_task keeps a second job from sending twice."""
-    if not task_ids:
-        return set()
-    rows = Job.objects.filter(queue=QUEUE, status__in=list(PENDING), type=SYNC, payload__taskId__in=task_ids)
-    return {str(payload["taskId"]) for payload in rows.values_list("payload", flat=True)}
 
 
 # The sync job -------------------------------------------------------------------------------------

@@ -101,13 +101,17 @@ def job_event(change: JobChange, *, at: float, stage: str | None = None) -> dict
 
 def publish(kind: str, id: str, event: dict[str, Any]) -> None:
     """Send another app's event (it must have a "type") to subscribers of topic `kind` `id`; "at" is added if missing."""
+    _known(kind)
+    if not isinstance(event.get("type"), str):
+        raise ValueError("an event needs a string 'type'")
+    _sender().put(_Outgoing((topics.group_name(kind, id),), {**event, "at": event.get("at", time.time())}))
+
+
+def _known(kind: str) -> None:
     if kind not in topics.kinds():
         from events.exceptions import UnknownTopic
 
         raise UnknownTopic(kind)
-    if not isinstance(event.get("type"), str):
-        raise ValueError("an event needs a string 'type'")
-    _sender().put(_Outgoing((topics.group_name(kind, id),), {**event, "at": event.get("at", time.time())}))
 
 
 def send_now(kind: str, id: str, event: dict[str, Any], *, timeout: float = 5.0) -> None:
@@ -117,10 +121,7 @@ def send_now(kind: str, id: str, event: dict[str, Any], *, timeout: float = 5.0)
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
-    if kind not in topics.kinds():
-        from events.exceptions import UnknownTopic
-
-        raise UnknownTopic(kind)
+    _known(kind)
     layer = get_channel_layer()
     if layer is None:
         raise RuntimeError("no channel layer is configured (CHANNEL_LAYERS)")

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import Any, Iterable
 
 from django.conf import settings
 from django.db import connection
@@ -15,10 +15,10 @@ from django.utils import timezone
 
 from jobs import access
 from jobs.access import Viewer
-from jobs.engine import broker, conf, priority, stats
+from jobs.engine import broker, conf, priority, registry, stats
 from jobs.engine.states import Status
 from jobs.exceptions import InvalidInput, NotFound
-from jobs.models import DeadLetter, Job, QueueState, Schedule, WorkerHeartbeat
+from jobs.models import PENDING, DeadLetter, Job, QueueState, Schedule, WorkerHeartbeat
 
 #: The statuses a queue listing shows; `paused` is `waiting` in a paused queue.
 LISTING_STATUSES = [s.value for s in Status] + ["paused"]
@@ -107,6 +107,19 @@ def queue_stats(queue: str) -> dict[str, Any]:
     """Stats of one declared queue; NotFound for an unknown queue."""
     name = conf.get_queue(queue).name
     return _stats_row(name, stats.counts().get(name, {}), is_paused(name))
+
+
+def not_started(job_type: str, *, key: str, values: Iterable[object]) -> dict[str, Job]:
+    """Jobs of `job_type` still waiting or delayed whose payload's `key` is one of `values`, by that value as text.
+
+    What an app asks before enqueueing another sync of the same thing (a calendar feed, a task).
+    """
+    wanted = list(values)
+    if not wanted:
+        return {}
+    queue = registry.get(job_type).queue  # the (queue, status) index finds them
+    rows = Job.objects.filter(queue=queue, type=job_type, status__in=list(PENDING), **{f"payload__{key}__in": wanted})
+    return {str(job.payload[key]): job for job in rows}
 
 
 def jobs_visible_to(user: Viewer | None) -> QuerySet[Job]:

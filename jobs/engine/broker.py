@@ -294,11 +294,6 @@ def holding_key(worker: str) -> str:
     return f"jobs:holding:{worker}"
 
 
-def note_holding(worker: str, note: str, *, ttl: float) -> None:
-    """Write a worker's holding note, kept `ttl` seconds, and wait for Redis's answer."""
-    connection().set(holding_key(worker), note, ex=max(1, int(ttl)))
-
-
 class NoteWriter:
     """A worker's holding notes (one before each job of a batch) without a round trip each.
 

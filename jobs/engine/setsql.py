@@ -56,7 +56,7 @@ def move_sets(db: str, sets: Sequence[SetSql], mark: Sequence[int] = ()) -> list
     conn = connections[db]
     qn = conn.ops.quote_name
     job_table, ev, hd = qn(Job._meta.db_table), qn(JobEvent._meta.db_table), qn(HookDelivery._meta.db_table)
-    by_name, by_attname = sql._job_fields()
+    by_name, by_attname = sql.job_fields()
     at_field = JobEvent._meta.get_field("at")
     ctes: list[str] = []
     params: list[Any] = []
@@ -65,7 +65,7 @@ def move_sets(db: str, sets: Sequence[SetSql], mark: Sequence[int] = ()) -> list
     outs = []
     for i, s in enumerate(sets):
         p = f"s{i}_"
-        built = sql._set_clause(conn, {"status": s.target, **s.fields})
+        built = sql.set_clause(conn, {"status": s.target, **s.fields})
         if built is None:
             raise UnsupportedSet(f"cannot write {sorted(s.fields)} set-based")
         sets_sql, set_params = built
@@ -110,7 +110,7 @@ def move_sets(db: str, sets: Sequence[SetSql], mark: Sequence[int] = ()) -> list
         params.append(list(mark))
     statement = f"WITH {', '.join(ctes)} {' UNION ALL '.join(selects)}"
     prepared = settings.JOBS_PREPARED_STATEMENTS and conn.vendor == "postgresql"
-    with transaction.mark_for_rollback_on_error(using=db), sql._cursor(conn, prepared) as cursor:
+    with transaction.mark_for_rollback_on_error(using=db), sql.statement_cursor(conn, prepared) as cursor:
         cursor.execute(statement, params + select_params)
         rows = cursor.fetchall()
     answers: list[dict[str, Moved]] = [{} for _ in sets]

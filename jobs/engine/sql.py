@@ -139,7 +139,7 @@ def move_chain(db: str, moves: Sequence[MoveSql]) -> list[Moved | None]:
     sql = f"WITH {', '.join(ctes)} {' UNION ALL '.join(selects)}"
     answers: list[Moved | None] = [None] * len(moves)
     prepared = settings.JOBS_PREPARED_STATEMENTS and conn.vendor == "postgresql"
-    with transaction.mark_for_rollback_on_error(using=db), _cursor(conn, prepared) as cursor:
+    with transaction.mark_for_rollback_on_error(using=db), statement_cursor(conn, prepared) as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     if len(parts) == 1:
@@ -166,7 +166,7 @@ def _prepared_cursor_class() -> Any:
     return Prepared
 
 
-def _cursor(conn: Any, prepared: bool) -> Any:
+def statement_cursor(conn: Any, prepared: bool) -> Any:
     """Django's cursor (so the statement counts in assertNumQueries), on a prepared server-binding psycopg cursor if asked."""
     if not prepared:
         return conn.cursor()
@@ -213,7 +213,7 @@ def _move_parts(conn: Any, db: str, m: MoveSql, p: str) -> _Parts:
         query.add_update_values({"status": m.target, **m.fields})
         built = query.get_compiler(db).as_sql()
     update_sql, update_params = built
-    out = [_job_fields()[1][name] for name in m.returning]
+    out = [job_fields()[1][name] for name in m.returning]
     carried = ["id", "type", "group_ref", "owner_id"]
     columns = ", ".join(qn(c) for c in dict.fromkeys([*carried, *(str(f.column) for f in out)]))
     picked = ", ".join(f"{p}moved.{qn(str(f.column))}" for f in out)
@@ -256,11 +256,11 @@ def _update_sql(conn: Any, values: dict[str, Any], where: dict[str, Any]) -> tup
     """
     from jobs.models import Job
 
-    built = _set_clause(conn, values)
+    built = set_clause(conn, values)
     if built is None:
         return None
     sets, params = built
-    by_name, qn = _job_fields()[0], conn.ops.quote_name
+    by_name, qn = job_fields()[0], conn.ops.quote_name
     conditions: list[str] = []
     for name, value in where.items():
         f = by_name.get(name)
@@ -271,12 +271,12 @@ def _update_sql(conn: Any, values: dict[str, Any], where: dict[str, Any]) -> tup
     return f"UPDATE {qn(Job._meta.db_table)} SET {sets} WHERE {' AND '.join(conditions)}", params
 
 
-def _set_clause(conn: Any, values: dict[str, Any]) -> tuple[str, list[Any]] | None:
+def set_clause(conn: Any, values: dict[str, Any]) -> tuple[str, list[Any]] | None:
     """`col = %s, ...` of an UPDATE for plain values and `F(name) +/- constant`; None for anything else."""
     from django.db.models import F, Value
     from django.db.models.expressions import CombinedExpression
 
-    by_name, qn = _job_fields()[0], conn.ops.quote_name
+    by_name, qn = job_fields()[0], conn.ops.quote_name
     sets: list[str] = []
     params: list[Any] = []
     for name, value in values.items():
@@ -299,7 +299,7 @@ def _set_clause(conn: Any, values: dict[str, Any]) -> tuple[str, list[Any]] | No
 
 
 @lru_cache(maxsize=1)
-def _job_fields() -> tuple[dict[str, Field[Any, Any]], dict[str, Field[Any, Any]]]:
+def job_fields() -> tuple[dict[str, Field[Any, Any]], dict[str, Field[Any, Any]]]:
     """Job's concrete fields by name and by attname (owner -> owner_id)."""
     from jobs.models import Job
 

@@ -142,7 +142,8 @@ def test_a_dead_workers_batch_counts_only_the_job_it_ran(settings) -> None:
     stale = timezone.now() - timedelta(seconds=settings.JOBS_STALL_TIMEOUT + 1)
     WorkerHeartbeat.objects.create(name="w-dead", hostname="h", pid=1, started_at=stale, last_seen=stale)
     Job.objects.filter(pk__in=[j.id for j in jobs]).update(started_at=stale)
-    broker.note_holding("w-dead", json.dumps({**json.loads(note), "at": stale.isoformat()}), ttl=60)
+    chain.notes.send("w-dead", json.dumps({**json.loads(note), "at": stale.isoformat()}), ttl=60)
+    chain.notes.flush()
     assert scheduler.recover_stalled() == 4
     rows = {j.id: Job.objects.get(pk=j.id) for j in jobs}
     assert [(rows[j.id].status, rows[j.id].attempts_made) for j in jobs] == [(W, 0), (D, 1), (W, 0), (W, 0)]
