@@ -12,7 +12,7 @@ from jobs.engine.states import FINAL, PENDING, Status
 
 __all__ = [
     "FINAL", "PENDING", "Status", "ApiKey", "AuditEntry", "DeadLetter", "HookDelivery", "Job", "JobEvent", "Lease", "QueueCount",
-    "QueueState", "Schedule", "WorkerHeartbeat", "new_job_id",
+    "QueueLatency", "QueueRollup", "QueueState", "Schedule", "WorkerHeartbeat", "new_job_id",
 ]
 
 
@@ -168,9 +168,59 @@ class QueueState(models.Model):
     handoff_failed_at = models.DateTimeField(null=True, blank=True)
     changed_at = models.DateTimeField(auto_now=True)
     changed_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Run-time overrides of the declared settings (null: as declared), set from the console and
+    # picked up by running workers without a restart; each change is an AuditEntry.
+    concurrency = models.PositiveIntegerField(null=True, blank=True)
+    rate_limit = models.JSONField(null=True, blank=True, help_text='{"max": N, "duration": seconds}')
 
     def __str__(self) -> str:
         return f"{self.name} ({'paused' if self.paused else 'running'})"
+
+
+class QueueRollup(models.Model):
+    """What one queue did in one minute (width 60), or one hour (width 3600) once a day old.
+
+    Written by the stats fold from the job events in the fold's own transaction, so each event is
+    counted once. `wait` (start minus the moment the job became waiting) and `run` (end minus start)
+    are log-bucket histograms (jobs.engine.rollups), which add up exactly when minutes are compacted
+    into hours; their quantiles are read from the buckets, their max is exact.
+    """
+
+    queue = models.CharField(max_length=100)
+    start = models.DateTimeField()
+    width = models.PositiveIntegerField(default=60)
+    started = models.IntegerField(default=0)
+    completed = models.IntegerField(default=0)
+    failed = models.IntegerField(default=0)
+    retried = models.IntegerField(default=0)
+    cancelled = models.IntegerField(default=0)
+    wait = models.JSONField(default=dict)
+    run = models.JSONField(default=dict)
+    wait_max = models.FloatField(default=0.0)
+    run_max = models.FloatField(default=0.0)
+
+    class Meta:
+        ordering = ["start"]
+        constraints = [models.UniqueConstraint(fields=["width", "start", "queue"], name="queuerollup_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.queue} {self.start:%Y-%m-%d %H:%M} /{self.width}s"
+
+
+class QueueLatency(models.Model):
+    """Every wait or run time a queue ever had, as one cumulative histogram: Prometheus's counters."""
+
+    queue = models.CharField(max_length=100)
+    kind = models.CharField(max_length=8, help_text="wait or run")
+    buckets = models.JSONField(default=dict)
+    count = models.BigIntegerField(default=0)
+    total = models.FloatField(default=0.0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["queue", "kind"], name="queuelatency_unique")]
+
+    def __str__(self) -> str:
+        return f"{self.queue} {self.kind} ({self.count})"
 
 
 class DeadLetter(models.Model):
@@ -248,6 +298,8 @@ class WorkerHeartbeat(models.Model):
     current_job_id = models.CharField(max_length=64, blank=True, default="")
     jobs_done = models.BigIntegerField(default=0)
     stopped_at = models.DateTimeField(null=True, blank=True)
+    mode = models.CharField(max_length=16, default="processes", db_default="processes")
+    rss = models.BigIntegerField(null=True, blank=True, help_text="resident memory of the process, in bytes")
 
     class Meta:
         ordering = ["name"]
