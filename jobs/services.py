@@ -16,7 +16,7 @@ from redis.exceptions import RedisError
 
 from jobs import selectors
 from jobs.access import User, Viewer, account
-from jobs.engine import audit, broker, bulk, conf, hooks, intake, outbox, retention, sql
+from jobs.engine import audit, broker, bulk, conf, hooks, intake, outbox, overrides, retention, sql
 from jobs.engine.hooks import JobChange
 from jobs.engine.intake import JobSpec
 from jobs.engine.states import FINAL, PENDING, Move, Status, move
@@ -241,6 +241,12 @@ def set_paused(queue: str, *, paused: bool, actor: Viewer | None = None, source:
     return state
 
 
+def set_overrides(queue: str, *, concurrency: int | None, rate_limit: dict[str, Any] | None, actor: Viewer | None = None, source: str = "api") -> overrides.Effective:
+    """Override a queue's concurrency and rate limit at run time (None: as declared); running workers pick them up
+    within a heartbeat. Audited."""
+    return overrides.save(queue, concurrency=concurrency, rate_limit=rate_limit, actor=actor, source=source)
+
+
 def clean(queue: str, *, status: str = Status.COMPLETED, grace: float = 0, limit: int = 1000, actor: Viewer | None = None, source: str = "api", record: bool = True) -> int:
     """Remove up to `limit` jobs of a final status that ended more than `grace` seconds ago. Returns how many."""
     conf.get_queue(queue)
@@ -260,12 +266,13 @@ def clean(queue: str, *, status: str = Status.COMPLETED, grace: float = 0, limit
 
 def retry_dead_letters(
     job_ids: Iterable[str], *, actor: Viewer | None = None, user: Viewer | None = None, source: str = "admin",
-    progress: Callable[[int], None] | None = None,
+    progress: Callable[[int], None] | None = None, record: bool = True,
 ) -> tuple[dict[str, str], dict[str, str]]:
     """Retry dead letters as new jobs with the dead jobs' input, in chunks; each letter is resolved once, even if two operators click.
 
     Returns ({dead job id: new job id}, {skipped id: why}) and audits once when any was retried.
-    `user` limits the letters to the jobs that user may see; `progress(n)` is told after each chunk of n ids.
+    `user` limits the letters to the jobs that user may see; `progress(n)` is told after each chunk of n ids;
+    `record=False`: the caller audits (a group's retry, jobs.deadletters).
     """
     retried: dict[str, str] = {}
     skipped: dict[str, str] = {}
@@ -305,7 +312,7 @@ def retry_dead_letters(
             DeadLetter.objects.bulk_update([letter for letter, _ in specs], ["resolved_at", "resolution", "retry_job"])
         if progress is not None:
             progress(len(chunk))
-    if retried:
+    if retried and record:
         audit.record(
             actor=actor or user, action="dlq_retry", queue=queues.pop() if len(queues) == 1 else "",
             job_ids=[i for pair in retried.items() for i in pair], detail={"retried": len(retried), "skipped": len(skipped)}, source=source,
@@ -321,15 +328,16 @@ def retry_dead_letter(job_id: str, *, actor: Viewer | None = None, user: Viewer 
     return Job.objects.get(pk=retried[job_id])
 
 
-def discard_dead_letters(job_ids: Iterable[str], *, actor: Viewer | None, source: str = "admin") -> int:
-    """Mark open dead letters as reviewed and discarded, in chunks; the failed jobs stay for the record. Audits once; returns how many."""
+def discard_dead_letters(job_ids: Iterable[str], *, actor: Viewer | None, source: str = "admin", record: bool = True) -> int:
+    """Mark open dead letters as reviewed and discarded, in chunks; the failed jobs stay for the record. Audits once (unless
+    `record=False`: the caller audits); returns how many."""
     done: list[str] = []
     for chunk in bulk.chunks(job_ids):
         with transaction.atomic():
             open_ids = list(DeadLetter.objects.select_for_update(skip_locked=True).filter(job_id__in=chunk, resolved_at__isnull=True).values_list("job_id", flat=True))
             DeadLetter.objects.filter(job_id__in=open_ids).update(resolved_at=timezone.now(), resolution=DeadLetter.Resolution.DISCARDED)
         done += open_ids
-    if done:
+    if done and record:
         audit.record(actor=actor, action="dlq_discard", job_ids=done, source=source)
     return len(done)
 

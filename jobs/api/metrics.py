@@ -12,23 +12,25 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.core import GaugeMetricFamily, HistogramMetricFamily, Metric
 from prometheus_client.registry import Collector
 from rest_framework import authentication
 from rest_framework.renderers import BaseRenderer, JSONRenderer
 from rest_framework.request import Request
 from rest_framework.views import APIView
 
-from jobs import selectors
+from jobs import history, selectors
 from jobs.api.auth import ApiKeyAuthentication
 from jobs.api.errors import errors
 from jobs.api.serializers import ErrorOutputSerializer
 from jobs.api.permissions import IsStaffOrMetricsToken, MetricsTokenAuthentication
-from jobs.engine import stats
+from jobs.engine import rollups, stats
+from jobs.models import QueueLatency
 
 
 class EngineCollector(Collector):
-    """Gauges for jobs per queue and status, paused queues, open dead letters and live workers."""
+    """Gauges for jobs per queue and status, paused queues, open dead letters, live workers and the oldest waiting
+    job per queue; histograms of wait and run times per queue."""
 
     def collect(self) -> Iterator[Metric]:
         """Yield the engine's gauges as of now."""
@@ -63,6 +65,26 @@ class EngineCollector(Collector):
         for w in workers:
             done.add_metric([w.name], w.jobs_done)
         yield done
+
+        oldest = GaugeMetricFamily("jobconsole_queue_oldest_waiting_seconds", "How long the oldest waiting job of each queue has waited.", labels=["queue"])
+        ages = history.oldest_waiting()
+        for name in queue_stats:
+            oldest.add_metric([name], ages.get(name, 0.0))
+        yield oldest
+        yield from latency_histograms()
+
+
+def latency_histograms() -> Iterator[Metric]:
+    """Wait (start minus becoming waiting) and run (end minus start) times per queue, since the first job (QueueLatency)."""
+    helps = {
+        "wait": "Seconds jobs waited from becoming waiting to starting, per queue.",
+        "run": "Seconds jobs ran, from start to completion, failure, retry or cancel, per queue.",
+    }
+    families = {kind: HistogramMetricFamily(f"jobconsole_queue_{kind}_seconds", text, labels=["queue"]) for kind, text in helps.items()}
+    for row in QueueLatency.objects.order_by("queue", "kind"):
+        if row.kind in families:
+            families[row.kind].add_metric([row.queue], rollups.prometheus_buckets(row.buckets), sum_value=row.total)
+    yield from families.values()
 
 
 def render() -> bytes:

@@ -94,7 +94,7 @@ def parse_queue(name: str, raw: dict[str, Any]) -> QueueConfig:
         backoff=backoff,
         timeout=_positive(name, "timeout", raw.get("timeout", 600)),
         retention=retention,
-        rate_limit=_rate_limit(name, raw.get("rate_limit")),
+        rate_limit=parse_rate_limit(name, raw.get("rate_limit")),
         concurrency=_positive(name, "concurrency", raw.get("concurrency", 1), int),
         group=str(raw.get("group", "default")),
         mode=_mode(name, raw.get("mode", "processes")),
@@ -120,7 +120,8 @@ def _mode(name: str, mode: Any) -> str:
     return str(mode)
 
 
-def _rate_limit(name: str, rate: Any) -> RateLimit | None:
+def parse_rate_limit(name: str, rate: Any) -> RateLimit | None:
+    """A `{"max": N, "duration": seconds}` rate limit of queue `name` (None when empty); ValueError says what is wrong."""
     if not rate:
         return None
     if not isinstance(rate, dict) or "max" not in rate or "duration" not in rate:

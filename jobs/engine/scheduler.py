@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.engine import batch, broker, conf, intake, lifecycle, outbox, periodic, retention, schedules, stats
+from jobs.engine import batch, broker, conf, intake, lifecycle, outbox, periodic, retention, rollups, schedules, stats
 from jobs.engine.states import Status, transition_many
 from jobs.engine.worker import stale_before
 from jobs.exceptions import ErrorKind, JobError
@@ -166,7 +166,7 @@ class Scheduler:
 
     def __init__(self, *, tick: float = 0.5, reconcile_every: float = 60.0, retention_every: float = 60.0) -> None:
         self.tick_seconds = tick
-        self.every = {"reconcile": reconcile_every, "retention": retention_every, "prune": 3600.0}
+        self.every = {"reconcile": reconcile_every, "retention": retention_every, "prune": 3600.0, "compact": 600.0}
         self.last: dict[str, float] = {}
         self.stopping = False
         self.redis_was_up: bool | None = None
@@ -199,6 +199,9 @@ class Scheduler:
             reconcile()
         if self.due("retention"):
             retention.apply_retention()
+        if self.due("compact"):
+            rollups.compact()
+            rollups.prune()
         if self.due("prune"):
             stats.prune_events()
             prune_workers()

@@ -2,7 +2,7 @@
 
 Every status change writes a JobEvent (from -> to), so the number of jobs in a status is the
 folded count (QueueCount) plus the net of the unfolded events. `fold()` marks events folded and adds
-them to QueueCount in one transaction; an event whose transaction has not committed yet is not
+them to QueueCount, and to the per-minute history (jobs.engine.rollups), in one transaction; an event whose transaction has not committed yet is not
 visible to it and stays unfolded until a later fold, however long that transaction stays open.
 """
 from __future__ import annotations
@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
+from jobs.engine import rollups
 from jobs.engine.states import Status
 from jobs.models import HookDelivery, JobEvent, QueueCount
 
@@ -61,17 +62,18 @@ def fold(*, lag: float = FOLD_LAG, batch: int = FOLD_BATCH) -> int:
     sql = (
         f"UPDATE {ev} SET folded = %s WHERE id IN ("
         f"SELECT id FROM {ev} WHERE folded = %s AND at < %s ORDER BY id LIMIT %s{lock}"
-        f") RETURNING queue, from_status, to_status"
+        f") RETURNING id, queue, from_status, to_status, at"
     )
     cutoff = timezone.now() - timedelta(seconds=lag)
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(sql, [True, False, JobEvent._meta.get_field("at").get_db_prep_save(cutoff, connection), batch])
         rows = cursor.fetchall()
-        for queue, deltas in _net(rows).items():
+        for queue, deltas in _net((q, f, t) for _, q, f, t, _ in rows).items():
             for status, delta in deltas.items():
                 if delta:
                     QueueCount.objects.get_or_create(queue=queue, status=status)
                     QueueCount.objects.filter(queue=queue, status=status).update(count=F("count") + delta)
+        rollups.record(rows)
     return len(rows)
 
 

@@ -5,6 +5,7 @@ Uses the system's chromium (never `playwright install`); without it the tests sk
 from __future__ import annotations
 
 import shutil
+from pathlib import Path
 from typing import Any, Iterator
 
 import pytest
@@ -70,3 +71,15 @@ def logged_in(page: Any, live_server: Any, operator: Any) -> Any:
     page.click("input[type=submit]")
     page.wait_for_url(f"{live_server.url}/admin/")
     return page
+
+
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
+
+
+def screenshot(page: Any, name: str) -> Path:
+    """Save the page at 1400x1000 under var/screenshots/ (not committed) for a reviewer to look at."""
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    page.set_viewport_size({"width": 1400, "height": 1000})
+    path = SCREENSHOTS / f"{name}.png"
+    page.screenshot(path=str(path))
+    return path
