@@ -2,9 +2,10 @@
 
 The declaration (settings.JOBS_QUEUES, jobs.engine.conf) stays the default; an override is a column of
 the queue's QueueState row (null: as declared), so it survives restarts and reaches every machine.
-Workers read all overrides in one query at most every TTL seconds (`current()`), on their heartbeat:
-a threads worker caps the queue's running jobs at the new concurrency (up to its own thread count),
-and every worker's rate gate applies the new limit to the next job it starts.
+Workers read all overrides in one query at most every TTL seconds (`current()`): a threads worker caps
+the queue's running jobs at the new concurrency (up to its own thread count); a supervising processes
+worker (`--processes N`) starts or stops processes to match (`processes_for`); every worker's rate gate
+applies the new limit to the next job it starts.
 """
 from __future__ import annotations
 
@@ -61,6 +62,15 @@ def effective(queue: str, *, fresh: bool = False) -> Effective:
         concurrency_overridden=concurrency is not None,
         rate_limit_overridden=rate is not None,
     )
+
+
+def processes_for(queues: list[str], *, started_with: int) -> int:
+    """How many processes a supervising worker of `queues` runs now: what it started with, unless a queue's
+    concurrency is overridden; then the largest concurrency of its queues as applied (a process serves them all)."""
+    applied = [effective(q) for q in queues]
+    if not any(e.concurrency_overridden for e in applied):
+        return started_with
+    return max(e.concurrency for e in applied)
 
 
 def _rate(queue: str, raw: dict[str, Any]) -> conf.RateLimit | None:

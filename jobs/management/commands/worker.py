@@ -11,7 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connections
 
-from jobs.engine import broker, conf
+from jobs.engine import broker, conf, overrides
 from jobs.exceptions import NotFound
 
 
@@ -95,12 +95,19 @@ class Command(BaseCommand):
         for slot in slots:
             slot.start()
         self.stdout.write(f"supervising {len(slots)} worker processes on {', '.join(names)}")
+        next_check = time.monotonic() + overrides.TTL
         while True:
             alive = False
             now = time.monotonic()
-            for slot in slots:
+            if not (stopping or opts["burst"]) and now >= next_check:
+                next_check = now + overrides.TTL
+                self._scale(slots, cmd, names, started_with=opts["processes"])
+            for slot in list(slots):
                 if slot.proc is not None and slot.proc.poll() is None:
                     alive = True
+                    continue
+                if slot.retiring:
+                    slots.remove(slot)
                     continue
                 if stopping or opts["burst"]:
                     continue
@@ -114,6 +121,30 @@ class Command(BaseCommand):
             if not alive:
                 return
             time.sleep(0.5)
+
+    def _scale(self, slots: list["Slot"], cmd: list[str], names: list[str], *, started_with: int) -> None:
+        """Match the number of processes to a concurrency override (jobs.engine.overrides): start more, or ask the
+        newest to stop (SIGTERM: each finishes its job first)."""
+        try:
+            want = overrides.processes_for(names, started_with=started_with)
+        except Exception as exc:  # the database is away: keep what runs
+            self.stderr.write(f"overrides not read ({exc}); keeping {len(slots)} processes")
+            connections.close_all()
+            return
+        serving = [s for s in slots if not s.retiring]
+        if want > len(serving):
+            for _ in range(want - len(serving)):
+                slot = Slot(cmd)
+                slot.start()
+                slots.append(slot)
+            self.stdout.write(f"concurrency override: {want} worker processes")
+        elif want < len(serving):
+            for slot in serving[want:]:
+                slot.retiring = True
+                if slot.proc is not None and slot.proc.poll() is None:
+                    slot.proc.send_signal(signal.SIGTERM)
+            self.stdout.write(f"concurrency override: {want} worker processes (stopping {len(serving) - want})")
+        self.stdout.flush()
 
 
 #: Longest wait before restarting a worker process that keeps exiting at once.
@@ -131,6 +162,8 @@ class Slot:
         self.started = 0.0
         self.backoff = 0.0
         self.restart_at = 0.0
+        #: Asked to stop for a smaller concurrency: not restarted, dropped once it exits.
+        self.retiring = False
 
     def start(self) -> None:
         self.proc = subprocess.Popen(self.cmd)
