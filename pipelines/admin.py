@@ -11,7 +11,6 @@ from django.urls import path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 
-from jobs import access
 from jobs.console.errors import operator_view
 from pipelines import admin_views, selectors, services
 from pipelines.models import Project, StageRun
@@ -35,7 +34,7 @@ class ProjectAdmin(admin.ModelAdmin):
         return False  # status moves only through the services (the actions below)
 
     def has_review_permission(self, request: HttpRequest) -> bool:
-        return access.is_operator(request.user)
+        return selectors.can_review(request.user)  # pipelines.review_project; other operators read only
 
     @admin.display(description="id")
     def short_id(self, project: Project) -> str:
@@ -49,6 +48,8 @@ class ProjectAdmin(admin.ModelAdmin):
             path("<str:project_id>/live/state.json", wrap(partial(admin_views.live_state, site=site)), name="pipelines_project_live_state"),
             path("<str:project_id>/live/approve/", wrap(partial(admin_views.approve, site=site)), name="pipelines_project_live_approve"),
             path("<str:project_id>/live/reject/", wrap(partial(admin_views.reject, site=site)), name="pipelines_project_live_reject"),
+            path("<str:project_id>/live/review/", wrap(partial(admin_views.live_review, site=site)), name="pipelines_project_live_review"),
+            path("<str:project_id>/live/source/", wrap(partial(admin_views.source_media, site=site)), name="pipelines_project_source"),
         ] + super().get_urls()
 
     @admin.display(description="live")

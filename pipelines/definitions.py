@@ -4,17 +4,27 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from pipelines.exceptions import PipelineInputError
+from pipelines.review import KINDS as REVIEW_KINDS
 
 
 @dataclass(frozen=True)
 class Stage:
-    """One step of a pipeline: the job type that does it, its queue, and whether a person reviews its output."""
+    """One step of a pipeline: the job type that does it, its queue, and whether a person reviews its output.
+
+    `review` names how the console shows that output and what the reviewer may edit in place (a kind of
+    pipelines.review: "segments", "translation", or the default "json", shown read-only).
+    """
 
     name: str
     queue: str
     task_type: str
     needs_review: bool = False
     premium_only: bool = False
+    review: str = "json"
+
+    def __post_init__(self) -> None:
+        if self.review not in REVIEW_KINDS:
+            raise ValueError(f"stage {self.name}: unknown review kind {self.review!r} (one of {sorted(REVIEW_KINDS)})")
 
     def applies(self, *, premium: bool) -> bool:
         """Whether a project with this premium flag runs this stage."""
@@ -79,8 +89,8 @@ def all_pipelines() -> dict[str, Pipeline]:
     return dict(_PIPELINES)
 
 
-STT = Stage("STT", queue="stt", task_type="pipelines.stt", needs_review=True)
-MT = Stage("MT", queue="mt", task_type="pipelines.mt", needs_review=True)
+STT = Stage("STT", queue="stt", task_type="pipelines.stt", needs_review=True, review="segments")
+MT = Stage("MT", queue="mt", task_type="pipelines.mt", needs_review=True, review="translation")
 TTS = Stage("TTS", queue="tts", task_type="pipelines.tts")
 MUXING = Stage("MUXING", queue="muxing", task_type="pipelines.muxing")
 LIP_SYNC = Stage("LIP_SYNC", queue="lip-sync", task_type="pipelines.lip_sync", premium_only=True)

@@ -27,3 +27,13 @@ class ProjectStateError(PipelineError):
         super().__init__(message, extra={"projectId": project_id, "status": status})
         self.project_id = project_id
         self.status = status
+
+
+class ReviewEditRefused(PipelineInputError):
+    """A reviewer's edits of a stage output that do not fit it (400); `extra` names each bad field, nothing was written."""
+
+
+class SourceMediaNotFound(PipelineError):
+    """The project's stored source media cannot be read (404)."""
+
+    status_code = 404

@@ -39,6 +39,7 @@ class Project(models.Model):
     class Meta:
         ordering = ["-created_at"]
         indexes = [models.Index(fields=["owner", "-created_at"], name="project_owner_created")]
+        permissions = [("review_project", "Can approve or reject a stage's output in the console")]
 
     def __str__(self) -> str:
         return f"project {self.id[:8]} ({self.status}{', ' + self.current_stage if self.current_stage else ''})"

@@ -22,6 +22,15 @@ def can_see(user: Viewer, project_id: str) -> bool:
     return access.can_see(user, Project.objects.all(), str(project_id))
 
 
+#: The Django permission that lets an operator approve or reject stage outputs in the console (superusers hold it).
+REVIEW_PERMISSION = "pipelines.review_project"
+
+
+def can_review(user: Viewer | None) -> bool:
+    """Whether `user` may review stage outputs in the console: an operator holding REVIEW_PERMISSION; other operators read only."""
+    return user is not None and access.is_operator(user) and user.has_perm(REVIEW_PERMISSION)
+
+
 def project_get(project_id: str, *, user: Viewer | None = None) -> Project:
     """A project the user may see (no user: any); ProjectNotFound otherwise, so ids cannot be probed."""
     qs = Project.objects.all() if user is None else visible_projects(user)

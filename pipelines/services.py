@@ -18,7 +18,7 @@ from jobs.access import User, Viewer, account
 from jobs.exceptions import InvalidTransition, JobsError
 from jobs.models import PENDING, Job, Status
 from jobs.services import JobChange, JobSpec
-from pipelines import definitions, selectors
+from pipelines import definitions, review, selectors
 from pipelines.exceptions import PipelineInputError, ProjectStateError
 from pipelines.models import Project, StageReview, StageRun
 from transcription import languages, sources
@@ -125,6 +125,24 @@ def approve(*, project_id: str, reviewer: Viewer, edited_output: Any = None, use
         )
     project.refresh_from_db()
     return project
+
+
+def approve_edits(
+    *, project_id: str, reviewer: Viewer, edits: Any, run_id: int | None = None, user: Viewer | None = None, source: str = "admin",
+) -> Project:
+    """Approve the stage awaiting review with a reviewer's in-place edits, checked against its output by the stage's
+    review kind (pipelines.review); the edited output becomes the next stage's input. Refused edits write nothing.
+
+    `run_id`: the stage run the reviewer edited; a 409 if another run awaits review by now (rejected and run again)."""
+    with transaction.atomic():
+        project = _locked(project_id, user=user)
+        stage, run = _review_run(project)
+        if run_id is not None and run.pk != run_id:
+            raise ProjectStateError(f"the output under review changed ({run.stage} attempt {run.attempt}); review it again",
+                                    project_id=project.pk, status=project.status)
+        edited = review.kind(stage.review).edited(run.output, edits)
+        # Unchanged text is an approval as it is: the audit then says "edited": false.
+        return approve(project_id=project.pk, reviewer=reviewer, edited_output=None if edited == run.output else edited, user=user, source=source)
 
 
 def reject(*, project_id: str, reviewer: Viewer, notes: str, user: Viewer | None = None, source: str = "api") -> Project:

@@ -8,7 +8,6 @@
   var jobUrl = root.dataset.jobUrl;
   var socketFlag = document.getElementById("jc-socket");
   var projectStatus = document.getElementById("jc-project-status");
-  var review = document.getElementById("jc-review");
   var AWAITING = "awaiting review";
   var JOB_STATES = { job_created: "waiting", job_started: "active", job_progress: "active", job_completed: "completed",
                      job_failed: "failed", job_retrying: "waiting", job_cancelled: "cancelled" };
@@ -43,10 +42,8 @@
   function setProject(status, stage) {
     projectStatus.textContent = status;
     projectStatus.dataset.status = status;
-    if (review) {
-      review.hidden = status !== "awaiting_review";
-      if (stage) review.querySelector('[data-field="review-stage"]').textContent = stage;
-    }
+    // The review panel (review.js) shows, loads or hides itself from this.
+    root.dispatchEvent(new CustomEvent("jc:project", { detail: { status: status, stage: stage } }));
   }
 
   function onEvent(ev) {
@@ -115,24 +112,8 @@
     };
   }
 
-  // Review without leaving the page: the form posts through fetch, then the page refreshes its state.
-  document.querySelectorAll("#jc-review form").forEach(function (form) {
-    form.addEventListener("submit", function (ev) {
-      ev.preventDefault();
-      if (form.dataset.op === "reject" && !window.confirm("Reject this stage and run it again?")) return;
-      var stage = review.querySelector('[data-field="review-stage"]').textContent;
-      var result = document.getElementById("jc-review-result");
-      fetch(form.action, { method: "POST", body: new FormData(form), credentials: "same-origin", headers: { Accept: "application/json" } })
-        .then(function (r) {
-          // A refused review answers {message, extra} with its status (jobs.console.errors).
-          if (!r.ok) return r.json().then(function (body) { throw new Error(body.message || "HTTP " + r.status); }, function () { throw new Error("HTTP " + r.status); });
-          result.textContent = "stage " + stage + (form.dataset.op === "approve" ? " approved" : " rejected: running it again");
-          review.hidden = true;
-          return refresh();
-        })
-        .catch(function (err) { result.textContent = "could not " + form.dataset.op + ": " + err.message; });
-    });
-  });
+  // review.js asks for a refresh after a review it posted.
+  root.addEventListener("jc:refresh", function () { refresh().catch(function () {}); });
 
   connect();
 })();
