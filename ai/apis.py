@@ -11,6 +11,8 @@ from rest_framework.authentication import SessionAuthentication
 from rest_framework.permissions import BasePermission, IsAuthenticated
 from rest_framework.request import Request
 from rest_framework.response import Response
+
+from jobs.api.permissions import NotReadOnly
 from rest_framework.views import APIView
 
 from ai import metering, selectors, services
@@ -127,7 +129,7 @@ class KeyedApi(APIView):
     """An API-key endpoint: counted against the key's requests per minute, answered with X-RateLimit-* headers."""
 
     authentication_classes = [ApiKeyAuthentication, SessionAuthentication]
-    permission_classes = [IsAuthenticated, HasApiKey]
+    permission_classes = [IsAuthenticated, NotReadOnly, HasApiKey]
     window: metering.Window | None = None
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:

@@ -1,7 +1,8 @@
 """Who may see what: the platform's one access rule, for every app, the API, the console and the WebSocket.
 
-An operator (an active staff account) sees every row and runs queue-wide operations; any other
-signed-in user sees the rows they own; nobody else sees anything. Apps pass their own querysets
+An operator (an active staff account) sees every row and runs queue-wide operations, unless its account
+holds only view permissions on the engine's tables (a read-only operator: it sees and changes nothing);
+any other signed-in user sees the rows they own; nobody else sees anything. Apps pass their own querysets
 and name the owner field; they never test `is_staff` themselves.
 """
 from __future__ import annotations
@@ -26,6 +27,15 @@ M = TypeVar("M", bound=Model)
 def is_operator(user: Viewer | None) -> bool:
     """An active staff account: sees every owner's rows and may run queue-wide operations."""
     return is_member(user) and bool(getattr(user, "is_staff", False))
+
+
+def is_read_only(user: Viewer | None) -> bool:
+    """A read-only operator: a staff account given view permissions on the engine's tables and none to change
+    them. It sees what an operator sees and acts on nothing, in the console and through the API alike."""
+    if not is_operator(user) or getattr(user, "is_superuser", False):
+        return False
+    perms = user.get_all_permissions()  # type: ignore[union-attr]
+    return any(p.startswith("jobs.view_") for p in perms) and not any(p.startswith("jobs.change_") for p in perms)
 
 
 def is_member(user: Viewer | None) -> bool:

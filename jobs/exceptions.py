@@ -44,6 +44,12 @@ class NotFound(JobsError):
     status_code = 404
 
 
+class Forbidden(JobsError):
+    """The caller may not do this (a read-only account asking for an operator's write); nothing was written (403)."""
+
+    status_code = 403
+
+
 class Conflict(JobsError):
     """What the caller asked for clashes with what exists (a name taken); nothing was written (409)."""
 

@@ -239,10 +239,17 @@ class DeadLetter(models.Model):
     resolved_at = models.DateTimeField(null=True, blank=True)
     resolution = models.CharField(max_length=16, choices=Resolution.choices, blank=True, default="")
     retry_job = models.ForeignKey(Job, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # Which failures are the same error (jobs.engine.fingerprint): the console's groups.
+    fingerprint = models.CharField(max_length=16, blank=True, default="")
+    signature = models.CharField(max_length=300, blank=True, default="", help_text="e.g. ValueError: bad row <n> @ tasks.py in parse")
 
     class Meta:
         ordering = ["-created_at"]
-        indexes = [models.Index(fields=["resolved_at", "error_kind"], name="deadletter_open_kind")]
+        indexes = [
+            models.Index(fields=["resolved_at", "error_kind"], name="deadletter_open_kind"),
+            # The open groups (selectors.dead_letter_groups) read only this index: count, first and last seen, queues, latest id.
+            models.Index(fields=["fingerprint", "queue", "created_at", "id"], name="deadletter_open_fp", condition=Q(resolved_at__isnull=True)),
+        ]
 
     def __str__(self) -> str:
         return f"{self.queue} {self.job_id[:8]} {self.error_kind}"

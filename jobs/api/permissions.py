@@ -14,13 +14,29 @@ from jobs import access
 METRICS_TOKEN_AUTH = "metrics-token"
 
 
+class NotReadOnly(permissions.BasePermission):
+    """A read-only operator (jobs.access.is_read_only) reads and changes nothing: 403 on any other method.
+    In every view's permissions (the DRF default, and IsStaff)."""
+
+    message = "read-only operator: this account may view, not change"
+
+    def has_permission(self, request: Any, view: Any) -> bool:
+        return request.method in permissions.SAFE_METHODS or not access.is_read_only(request.user)
+
+
 class IsStaff(permissions.BasePermission):
-    """Operators (jobs.access) only: 401 without credentials (DRF's NotAuthenticated), 403 for a signed-in non-staff caller."""
+    """Operators (jobs.access) only: 401 without credentials (DRF's NotAuthenticated), 403 for a signed-in non-staff
+    caller, and for a read-only operator's change."""
 
     message = "staff only"
 
     def has_permission(self, request: Any, view: Any) -> bool:
-        return access.is_operator(request.user)
+        if not access.is_operator(request.user):
+            return False
+        if not NotReadOnly().has_permission(request, view):
+            self.message = NotReadOnly.message
+            return False
+        return True
 
 
 class MetricsTokenAuthentication(authentication.BaseAuthentication):

@@ -14,6 +14,9 @@ urlpatterns: list[URLPattern] = [
     path("api/queue/job/<str:job_id>", job_views.JobStateApi.as_view(), name="queue-job-state"),
     path("api/queue/dead-letter/stats", deadletters.DeadLetterStatsApi.as_view(), name="dead-letter-stats"),
     path("api/queue/dead-letter/jobs", deadletters.DeadLetterListApi.as_view(), name="dead-letter-jobs"),
+    path("api/queue/dead-letter/groups", deadletters.DeadLetterGroupListApi.as_view(), name="dead-letter-groups"),
+    path("api/queue/dead-letter/groups/<str:fingerprint>/retry", deadletters.DeadLetterGroupRetryApi.as_view(), name="dead-letter-group-retry"),
+    path("api/queue/dead-letter/groups/<str:fingerprint>/discard", deadletters.DeadLetterGroupDiscardApi.as_view(), name="dead-letter-group-discard"),
     path("api/queue/dead-letter/<str:job_id>/retry", deadletters.DeadLetterRetryApi.as_view(), name="dead-letter-retry"),
     # Seed 5's aliases.
     path("api/queue/status", queues.QueueStatusListApi.as_view(), name="queue-status"),

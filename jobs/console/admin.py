@@ -21,8 +21,11 @@ from django.utils.html import format_html
 from jobs import services
 from jobs.api import auth as api_keys
 from jobs.console import schedules as _schedules  # noqa: F401  (registers the Schedules page)
+from jobs.console.deadletters import FingerprintFilter, changelist_context
 from jobs.console.filters import KindFilter, OpenFilter, PriorityFilter, QueueFilter, RevokedFilter, TypeFilter, open_filter
+from jobs.console.joblist import CreatedRangeFilter, CreatedWithinFilter, DurationFilter, KeysetChangeList
 from jobs.console.paginators import EstimatedCountPaginator
+from jobs.engine import conf
 from jobs.models import ApiKey, AuditEntry, DeadLetter, HookDelivery, Job, JobEvent
 
 #: Ids fetched per query when an action runs on "all N matching": memory and statement size stay flat.
@@ -101,7 +104,7 @@ JOB_SECTIONS: list[tuple[str | None, tuple[str, ...]]] = [
 class JobAdmin(OperateMixin, admin.ModelAdmin):
     list_display = ["short_id", "type", "queue", "status_col", "priority", "progress_col", "attempts", "owner", "created_at"]
     list_display_links = ["short_id"]
-    list_filter = [QueueFilter, "status", PriorityFilter, TypeFilter, "owner", ("created_at", admin.DateFieldListFilter)]
+    list_filter = [QueueFilter, "status", PriorityFilter, TypeFilter, CreatedWithinFilter, CreatedRangeFilter, DurationFilter, "owner"]
     list_select_related = ["owner"]
     search_fields = ["=id"]
     search_help_text = "A job id (or its first 8+ characters), or text in the payload."
@@ -116,6 +119,10 @@ class JobAdmin(OperateMixin, admin.ModelAdmin):
 
     class Media:
         css = {"all": ["jobs/admin.css"]}
+        js = ["jobs/live.js"]
+
+    def get_changelist(self, request: HttpRequest, **kwargs: Any) -> type[KeysetChangeList]:
+        return KeysetChangeList
 
     @admin.display(description="id", ordering="id")
     def short_id(self, job: Job) -> str:
@@ -163,7 +170,8 @@ class JobAdmin(OperateMixin, admin.ModelAdmin):
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
         rows = JobEvent.objects.filter(job_id=object_id).order_by("id")[:EVENTS_SHOWN]
         events = [(e, json.dumps(e.data, sort_keys=True, default=str) if e.data else "") for e in rows]
-        context = {**(extra_context or {}), "events": events, "events_limit": EVENTS_SHOWN, "can_operate": self.has_operate_permission(request)}
+        context = {**(extra_context or {}), "events": events, "events_limit": EVENTS_SHOWN, "can_operate": self.has_operate_permission(request),
+                   "live_topics": json.dumps([["job", object_id]])}
         return super().change_view(request, object_id, form_url, extra_context=context)
 
     def _back_to_job(self, request: HttpRequest) -> HttpResponse | None:
@@ -188,6 +196,9 @@ class JobAdmin(OperateMixin, admin.ModelAdmin):
         """Opened from a product's row (`?group_ref=`: a project's or a file's jobs), the title says whose jobs these are."""
         if group := request.GET.get("group_ref"):
             extra_context = {**(extra_context or {}), "title": f"Jobs of {group}"}
+        queue = request.GET.get(QueueFilter.parameter_name)
+        shown = [queue] if queue in conf.all_queues() else list(conf.all_queues())
+        extra_context = {**(extra_context or {}), "live_topics": json.dumps([["queue", q] for q in shown])}
         return super().changelist_view(request, extra_context)
 
 
@@ -197,12 +208,12 @@ class JobAdmin(OperateMixin, admin.ModelAdmin):
 @admin.register(DeadLetter)
 class DeadLetterAdmin(OperateMixin, admin.ModelAdmin):
     list_display = ["job_link", "queue", "error_kind", "reason_short", "owner", "created_at", "resolution", "resolved_at", "retry_link"]
-    list_filter = [OpenFilter, KindFilter, QueueFilter, ("created_at", admin.DateFieldListFilter)]
+    list_filter = [OpenFilter, KindFilter, QueueFilter, FingerprintFilter, ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["owner"]
     search_fields = ["=job__id", "reason"]
     actions = ["retry_letters", "discard_letters"]
     change_list_template = "admin/jobs/deadletter/change_list.html"
-    fields = readonly_fields = ("job_link", "queue", "error_kind", "reason", "owner", "created_at", "resolution", "resolved_at", "retry_link")
+    fields = readonly_fields = ("job_link", "queue", "error_kind", "reason", "signature", "fingerprint", "owner", "created_at", "resolution", "resolved_at", "retry_link")
 
     class Media:
         css = {"all": ["jobs/admin.css"]}
@@ -237,6 +248,7 @@ class DeadLetterAdmin(OperateMixin, admin.ModelAdmin):
                 for row in by_kind
             ]
             response.context_data["kind_state"] = state
+            response.context_data.update(changelist_context(request, cl.result_count))  # groups link, "all matching"
         return response
 
     @admin.action(description="Retry: enqueue a new job with the same input", permissions=["operate"])

@@ -117,7 +117,7 @@ def _queue(name: str) -> conf.QueueConfig:
 def queue_page(request: HttpRequest, queue: str, *, site: admin.AdminSite) -> HttpResponse:
     """One queue: settings (overrides marked), live counts, charts over 1 h / 24 h / 7 d, operations."""
     config = _queue(queue)
-    effective = overrides.effective(config.name, fresh=True)
+    effective = overrides.effective(config.name, max_age=0)
     rate = effective.rate_limit if effective.rate_limit_overridden else None
     form = OverrideForm(initial={
         "concurrency": effective.concurrency if effective.concurrency_overridden else None,

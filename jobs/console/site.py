@@ -1,14 +1,32 @@
 """The console's admin site: Django's admin, plus the engine's own pages under its login, URLs and look."""
 from __future__ import annotations
 
-from functools import partial
+from functools import partial, wraps
 from typing import Any
 
 from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
-from jobs.console import dashboard, views, workers
+from jobs.console import dashboard, deadletters, views, workers
 from jobs.console.errors import operator_view
+
+#: Methods that only read: django-rq's pages answer them to any staff account.
+SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+
+
+def carrier_guard(view: Any) -> Any:
+    """django-rq's pages let any staff account empty, requeue or delete what Redis carries; here a POST there needs the
+    permission that operating queues needs (views.OPERATE_PERM), as the Queues page's own operations do."""
+
+    @wraps(view)
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if request.method not in SAFE_METHODS and not request.user.has_perm(views.OPERATE_PERM):
+            raise PermissionDenied("changing what Redis carries needs the 'change queue state' permission")
+        return view(request, *args, **kwargs)
+
+    return guarded
 
 
 class ConsoleSite(admin.AdminSite):
@@ -20,6 +38,12 @@ class ConsoleSite(admin.AdminSite):
         if request.user.is_active and request.user.has_perm("jobs.view_job"):
             extra_context = {**dashboard.index_context(request, site=self), **(extra_context or {})}
         return super().index(request, extra_context)
+
+    def admin_view(self, view: Any, cacheable: bool = False) -> Any:
+        """The admin's login and CSRF checks; past them, django-rq's own views also pass carrier_guard."""
+        if getattr(view, "__module__", "").startswith("django_rq"):
+            view = carrier_guard(view)
+        return super().admin_view(view, cacheable)
 
     def get_urls(self) -> list[Any]:
         page = partial(operator_view, self)
@@ -36,4 +60,5 @@ class ConsoleSite(admin.AdminSite):
             path("jobs/workers/", page(partial(workers.workers_page, site=self)), name="jobs_workers"),
             path("jobs/workers/data.json", page(partial(workers.workers_json, site=self)), name="jobs_workers_data"),
         ]
+        engine += deadletters.urls(page, site=self)  # dead letters by error: before the admin's jobs/deadletter/<id>/
         return engine + super().get_urls()

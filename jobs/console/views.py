@@ -1,12 +1,11 @@
 """The Queues page of the admin: live counts per declared queue, workers, pause/resume and clean.
 
-These views only read (jobs.selectors over jobs.engine.stats, WorkerHeartbeat) and delegate writes to
+These views only read (jobs.selectors over jobs.engine.stats; the workers of jobs.console.workers) and delegate writes to
 jobs.services; ConsoleSite wires them into the admin (its login and CSRF) through
 jobs.console.errors.operator_view, which shows a refused operation to the operator.
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
 from typing import Any
 
 from django import forms
@@ -19,15 +18,12 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from jobs import selectors, services
+from jobs.console.workers import worker_rows
 from jobs.engine import broker, conf
 from jobs.engine.states import FINAL, Status
-from jobs.engine.worker import stale_before
-from jobs.models import WorkerHeartbeat
 
 #: Count columns of the Queues page, in display order ("paused": waiting jobs of a paused queue, as API.md).
 COLUMNS = ["waiting", "active", "delayed", "completed", "failed", "cancelled", "paused", "total"]
-#: Stopped workers stay listed this long, so an operator sees what just went away.
-STOPPED_SHOWN = timedelta(hours=1)
 OPERATE_PERM = "jobs.change_queuestate"
 
 
@@ -46,35 +42,6 @@ def queue_rows() -> list[dict[str, Any]]:
         counts = {col: stat[col] for col in COLUMNS}
         rows.append({"name": name, "is_paused": stat["isPaused"], "counts": counts, "cells": list(counts.items())})
     return rows
-
-
-def worker_state(beat: WorkerHeartbeat, *, stale: datetime) -> str:
-    """alive, stale (no heartbeat within the stall timeout) or stopped."""
-    if beat.stopped_at is not None:
-        return "stopped"
-    return "stale" if beat.last_seen < stale else "alive"
-
-
-def worker_rows(now: datetime | None = None) -> list[dict[str, Any]]:
-    """Workers seen within STOPPED_SHOWN, most recently seen first: running, stale (no heartbeat lately, maybe killed)
-    or stopped. A worker killed long ago is not listed (the scheduler forgets it after a day)."""
-    now = now or timezone.now()
-    stale = stale_before()
-    beats = WorkerHeartbeat.objects.filter(last_seen__gte=now - STOPPED_SHOWN).order_by("-last_seen")[:100]
-    return [
-        {
-            "name": b.name,
-            "hostname": b.hostname,
-            "pid": b.pid,
-            "queues": list(b.queues),
-            "last_seen": b.last_seen.isoformat(),
-            "age": max(0.0, round((now - b.last_seen).total_seconds(), 1)),
-            "current_job": b.current_job_id,
-            "jobs_done": b.jobs_done,
-            "state": worker_state(b, stale=stale),
-        }
-        for b in beats
-    ]
 
 
 def _snapshot() -> dict[str, Any]:

@@ -19,6 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from jobs.engine import broker, conf, dbretry, intake, outbox, retry
+from jobs.engine.fingerprint import fingerprint
 from jobs.engine.hooks import JobChange
 from jobs.engine.states import Many, Move, Status, Step, can_chain, move, move_chain, move_sets
 from jobs.exceptions import ErrorKind, InvalidTransition, JobError
@@ -229,7 +230,7 @@ def fail(job: Claimed, *, worker: str | None, exc: BaseException, kind: ErrorKin
                 job.id, queue=job.queue, source=Status.ACTIVE, target=Status.FAILED, only_if=only_if,
                 message=f"{kind.value}: {message} ({decision.reason})", data=told, completed_at=now, **common,
             )
-            put_in_dead_letters(job.id, queue=job.queue, kind=kind.value, reason=message, owner_id=job.owner_id)
+            put_in_dead_letters(job.id, queue=job.queue, kind=kind.value, reason=message, owner_id=job.owner_id, error_class=cls_path, trace=common["traceback"])
         return moved
 
     try:
@@ -242,10 +243,15 @@ def fail(job: Claimed, *, worker: str | None, exc: BaseException, kind: ErrorKin
     return status
 
 
-def put_in_dead_letters(job_id: str, *, queue: str, kind: str, reason: str, owner_id: int | None) -> None:
+def put_in_dead_letters(job_id: str, *, queue: str, kind: str, reason: str, owner_id: int | None, error_class: str = "", trace: str = "") -> None:
+    """Open (or reopen) the job's dead letter, with the fingerprint that groups it with the same error's letters."""
+    found = fingerprint(error_class=error_class, message=reason, traceback=trace)
     DeadLetter.objects.update_or_create(
         job_id=job_id,
-        defaults=dict(queue=queue, error_kind=kind, reason=reason[:5000], owner_id=owner_id, resolved_at=None, resolution="", retry_job=None),
+        defaults=dict(
+            queue=queue, error_kind=kind, reason=reason[:5000], owner_id=owner_id, resolved_at=None, resolution="", retry_job=None,
+            fingerprint=found.digest, signature=found.signature,
+        ),
     )
 
 

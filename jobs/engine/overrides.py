@@ -2,7 +2,7 @@
 
 The declaration (settings.JOBS_QUEUES, jobs.engine.conf) stays the default; an override is a column of
 the queue's QueueState row (null: as declared), so it survives restarts and reaches every machine.
-Workers read all overrides in one query at most every TTL seconds (`current()`): a threads worker caps
+Workers read all overrides in one query when they start and on each heartbeat (`current()`): a threads worker caps
 the queue's running jobs at the new concurrency (up to its own thread count); a supervising processes
 worker (`--processes N`) starts or stops processes to match (`processes_for`); every worker's rate gate
 applies the new limit to the next job it starts.
@@ -40,22 +40,24 @@ _lock = threading.Lock()
 _cache: tuple[float, dict[str, tuple[int | None, dict[str, Any] | None]]] = (0.0, {})
 
 
-def current(*, fresh: bool = False) -> dict[str, tuple[int | None, dict[str, Any] | None]]:
-    """queue -> (concurrency, rate limit) overrides, read at most every TTL seconds unless `fresh`."""
+def current(*, max_age: float | None = None) -> dict[str, tuple[int | None, dict[str, Any] | None]]:
+    """queue -> (concurrency, rate limit) overrides: read again when the last read is older than `max_age`
+    seconds (0: now); None takes the last read (the first call reads). A worker reads on its heartbeat (its own
+    connection), so the hot path never queries for them."""
     global _cache
     with _lock:
         read_at, values = _cache
-        if fresh or time.monotonic() - read_at > TTL:
+        if not read_at or (max_age is not None and time.monotonic() - read_at >= max_age):
             rows = QueueState.objects.filter(concurrency__isnull=False) | QueueState.objects.filter(rate_limit__isnull=False)
             values = {name: (c, r) for name, c, r in rows.values_list("name", "concurrency", "rate_limit")}
             _cache = (time.monotonic(), values)
         return values
 
 
-def effective(queue: str, *, fresh: bool = False) -> Effective:
-    """The queue's declared settings with its overrides applied."""
+def effective(queue: str, *, max_age: float | None = None) -> Effective:
+    """The queue's declared settings with its overrides applied (`max_age` as current() reads it)."""
     declared = conf.get_queue(queue)
-    concurrency, rate = current(fresh=fresh).get(declared.name, (None, None))
+    concurrency, rate = current(max_age=max_age).get(declared.name, (None, None))
     return Effective(
         concurrency=declared.concurrency if concurrency is None else concurrency,
         rate_limit=declared.rate_limit if rate is None else _rate(declared.name, rate),
@@ -67,6 +69,7 @@ def effective(queue: str, *, fresh: bool = False) -> Effective:
 def processes_for(queues: list[str], *, started_with: int) -> int:
     """How many processes a supervising worker of `queues` runs now: what it started with, unless a queue's
     concurrency is overridden; then the largest concurrency of its queues as applied (a process serves them all)."""
+    current(max_age=0)
     applied = [effective(q) for q in queues]
     if not any(e.concurrency_overridden for e in applied):
         return started_with
@@ -103,4 +106,4 @@ def save(queue: str, *, concurrency: int | None, rate_limit: dict[str, Any] | No
         state.save(update_fields=["concurrency", "rate_limit", "changed_by", "changed_at"])
         after = {"concurrency": concurrency, "rate_limit": rate_limit}
         audit.record(actor=actor, action="override", queue=name, detail={"before": before, "after": after}, source=source)
-    return effective(name, fresh=True)
+    return effective(name, max_age=0)

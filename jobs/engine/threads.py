@@ -33,9 +33,11 @@ from django.db import connection as db_connection
 from django.utils import timezone
 from redis.exceptions import RedisError
 
-from jobs.engine import broker, conf, dbretry, lifecycle, outbox, runner, sql
+from jobs.engine import broker, conf, dbretry, lifecycle, outbox, overrides, runner, sql
 from jobs.engine.context import JobContext
-from jobs.engine.worker import REDIS_FIRST_WAIT, REDIS_MAX_WAIT, Listener, RateGate, renew_leases
+from jobs.engine.memory import rss_bytes
+from jobs.engine.rategate import RateGate
+from jobs.engine.worker import REDIS_FIRST_WAIT, REDIS_MAX_WAIT, Listener, renew_leases
 from jobs.exceptions import JobCancelled, JobTimedOut, WorkerShutdown
 from jobs.models import Job, WorkerHeartbeat
 
@@ -128,10 +130,9 @@ class ThreadsWorker:
 
     def __init__(self, queues: Sequence[str], *, threads: int | None = None, name: str | None = None) -> None:
         self.queues = [conf.get_queue(q).name for q in queues]
-        configs = [conf.get_queue(q) for q in self.queues]
-        count = threads or max(q.concurrency for q in configs)
-        # A threads queue runs at most its concurrency here; a processes queue run in threads (`--threads`), up to every slot.
-        self.limits = {q.name: min(q.concurrency, count) if q.mode == "threads" else count for q in configs}
+        count = threads or max(conf.get_queue(q).concurrency for q in self.queues)
+        overrides.current(max_age=0)
+        self.limits = self._limits(count)
         self.name = name or f"{socket.gethostname()}.{os.getpid()}.{uuid.uuid4().hex[:6]}"
         self.slots = [Slot(name=f"{self.name}:t{i:02d}") for i in range(1, count + 1)]
         self.active = {q: 0 for q in self.queues}
@@ -185,9 +186,24 @@ class ThreadsWorker:
         with self._room:
             self._room.notify_all()
 
+    def _limits(self, count: int) -> dict[str, int]:
+        """How many jobs of each queue may run here at once: a threads queue its concurrency (declared, or overridden
+        from the console) up to the thread count; a processes queue run in threads (`--threads`), up to every slot."""
+        return {q: min(overrides.effective(q).concurrency, count) if conf.get_queue(q).mode == "threads" else count for q in self.queues}
+
+    def _apply_overrides(self) -> None:
+        """Take a concurrency override on the heartbeat: a slot waiting for room wakes if the limit rose."""
+        overrides.current(max_age=0)
+        limits = self._limits(len(self.slots))
+        if limits != self.limits:
+            with self._room:
+                self.limits = limits
+                self._room.notify_all()
+            log.info("worker %s: concurrency now %s", self.name, limits)
+
     def _register(self) -> None:
         now = timezone.now()
-        common = dict(hostname=socket.gethostname(), pid=os.getpid(), queues=self.queues, started_at=now, last_seen=now, stopped_at=None)
+        common = dict(hostname=socket.gethostname(), pid=os.getpid(), queues=self.queues, started_at=now, last_seen=now, stopped_at=None, mode="threads", rss=rss_bytes())
         for slot in self.slots:
             WorkerHeartbeat.objects.update_or_create(name=slot.name, defaults=common)
 
@@ -335,12 +351,13 @@ class ThreadsWorker:
 
     def _beat(self) -> None:
         """Every slot's heartbeat in one statement; cancel requests for the running jobs in one query; idle marks out."""
-        now = timezone.now()
+        now, rss = timezone.now(), rss_bytes()  # one process: every slot's row carries its memory
+        self._apply_overrides()
         running = {s.current[0].id: s for s in self.slots if s.current is not None and not s.abandoned}
         try:
             WorkerHeartbeat.objects.bulk_update(
-                [WorkerHeartbeat(name=s.name, last_seen=now, current_job_id=s.current[0].id if s.current else "", jobs_done=s.jobs_done) for s in self.slots if not s.abandoned],
-                ["last_seen", "current_job_id", "jobs_done"],
+                [WorkerHeartbeat(name=s.name, last_seen=now, current_job_id=s.current[0].id if s.current else "", jobs_done=s.jobs_done, rss=rss) for s in self.slots if not s.abandoned],
+                ["last_seen", "current_job_id", "jobs_done", "rss"],
             )
             if running:
                 renew_leases([s.current[0] for s in running.values() if s.current is not None])

@@ -27,8 +27,10 @@ from redis.exceptions import RedisError
 from rq import Queue as RQQueue
 from rq.worker import BaseWorker, WorkerStatus
 
-from jobs.engine import batch, broker, conf, dbretry, lifecycle, outbox, priority, runner, sql
+from jobs.engine import batch, broker, conf, dbretry, lifecycle, outbox, overrides, priority, runner, sql
 from jobs.engine.context import JobContext
+from jobs.engine.memory import rss_bytes
+from jobs.engine.rategate import RateGate
 from jobs.exceptions import JobCancelled, WorkerShutdown
 from jobs.models import Job, WorkerHeartbeat
 
@@ -149,32 +151,6 @@ class Listener:
         return None
 
 
-class RateGate:
-    """Waits until a queue's rate limit (across all its workers, in Redis) lets one more job start."""
-
-    def __init__(self, who: str) -> None:
-        self.who = who
-        self._limiter: Any = None
-
-    def wait(self, queue: str) -> None:
-        rate = conf.get_queue(queue).rate_limit
-        if rate is None:
-            return
-        from limits import RateLimitItemPerSecond
-        from limits.storage import RedisStorage
-        from limits.strategies import MovingWindowRateLimiter
-
-        if self._limiter is None:
-            self._limiter = MovingWindowRateLimiter(RedisStorage(settings.REDIS_URL))
-        item = RateLimitItemPerSecond(rate.max, max(1, int(rate.duration)))
-        try:
-            while not self._limiter.hit(item, "jobs", queue):
-                reset = self._limiter.get_window_stats(item, "jobs", queue).reset_time
-                time.sleep(min(max(reset - time.time(), 0.01), 1.0))
-        except Exception:
-            log.warning("worker %s: rate limit of %s not checked, Redis unreachable", self.who, queue)
-
-
 class EngineWorker(BaseWorker):
     """An RQ worker whose jobs are rows in the database."""
 
@@ -201,7 +177,8 @@ class EngineWorker(BaseWorker):
         # first pass a rate limit or a per-owner slot (those claims keep their own path); while jobs
         # run fast, a batch of them (jobs.engine.batch), unless a queue is fair (its pop takes one).
         configs = [conf.get_queue(q) for q in self.engine_queues]
-        self._chainable = not any(q.rate_limit or q.per_owner_limit for q in configs)
+        overrides.current(max_age=0)  # what the console set, as this worker starts; then on each heartbeat
+        self._chainable = self._may_chain()
         self._chain = batch.Chain(pop=self._pop_for_chain, limit=1 if any(q.fair for q in configs) else batch.batch_limit())
         self._max_jobs: int | None = None
         self._executed = 0
@@ -218,7 +195,7 @@ class EngineWorker(BaseWorker):
         now = timezone.now()
         WorkerHeartbeat.objects.update_or_create(
             name=self.name,
-            defaults=dict(hostname=socket.gethostname(), pid=os.getpid(), queues=self.engine_queues, started_at=now, last_seen=now, stopped_at=None),
+            defaults=dict(hostname=socket.gethostname(), pid=os.getpid(), queues=self.engine_queues, started_at=now, last_seen=now, stopped_at=None, mode="processes", rss=rss_bytes()),
         )
         self._beat_thread = threading.Thread(target=self._beat_loop, name="jobs-heartbeat", daemon=True)
         self._beat_thread.start()
@@ -328,6 +305,10 @@ class EngineWorker(BaseWorker):
             log.exception("worker %s: could not mark delivered events", self.name)
             dbretry.drop_connection()
 
+    def _may_chain(self) -> bool:
+        """Whether no queue's start must pass a rate limit (declared or overridden) or a per-owner slot."""
+        return not any(overrides.effective(q).rate_limit or conf.get_queue(q).per_owner_limit for q in self.engine_queues)
+
     def _pop_for_chain(self, count: int) -> list[tuple[str, str]]:
         """Up to `count` waiting jobs, to claim with this one's completion; none when the loop is about to stop."""
         if self._max_jobs is not None:
@@ -356,7 +337,9 @@ class EngineWorker(BaseWorker):
         current = self.current
         # Between two jobs of a batch, the next held one: recover_orphans leaves alone the jobs claimed with it.
         job_id = current[0].id if current else self._chain.holding()
-        WorkerHeartbeat.objects.filter(name=self.name).update(last_seen=timezone.now(), current_job_id=job_id, jobs_done=self.jobs_done)
+        WorkerHeartbeat.objects.filter(name=self.name).update(last_seen=timezone.now(), current_job_id=job_id, jobs_done=self.jobs_done, rss=rss_bytes())
+        overrides.current(max_age=0)
+        self._chainable = self._may_chain()  # a rate limit set from the console stops the chained claims that skip the gate
         try:
             if not self.connection.exists(self.key):
                 self.register_birth()  # Redis restarted empty: be seen again (django-rq's pages, `rq info`)

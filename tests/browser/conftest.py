@@ -4,7 +4,12 @@ Uses the system's chromium (never `playwright install`); without it the tests sk
 """
 from __future__ import annotations
 
+import os
 import shutil
+import subprocess
+import time
+import urllib.request
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -65,12 +70,7 @@ def operator(django_user_model: Any) -> Any:
 @pytest.fixture
 def logged_in(page: Any, live_server: Any, operator: Any) -> Any:
     """The page, logged in to the admin as `operator`."""
-    page.goto(f"{live_server.url}/admin/login/?next=/admin/")
-    page.fill("#id_username", operator.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{live_server.url}/admin/")
-    return page
+    return log_in(page, live_server.url, operator)
 
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
@@ -83,3 +83,40 @@ def screenshot(page: Any, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path))
     return path
+
+
+@contextmanager
+def serve_asgi(env: dict[str, str], *, start_timeout: float = 30.0) -> Iterator[str]:
+    """The web server (uvicorn, as `manage.py serve` runs it: HTTP and the events WebSocket, which pytest-django's
+    WSGI live_server lacks) on a free loopback port, with `env` added; yields its base URL."""
+    from launcher import web
+    from tests.conftest import ROOT
+    from tests.net import free_port
+
+    port = free_port()
+    proc = subprocess.Popen(web.command("127.0.0.1", port, access_log=False), cwd=ROOT, env={**os.environ, **env},
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + start_timeout
+        while True:
+            try:
+                with urllib.request.urlopen(url + "/admin/login/", timeout=2):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    pytest.fail(f"the web server did not start (exit code {proc.poll()})")
+                time.sleep(0.2)
+        yield url
+    finally:
+        tools.stop(proc)
+
+
+def log_in(page: Any, base_url: str, user: Any) -> Any:
+    """Log `user` (made by the `operator` fixture, or with PASSWORD) in to the admin at `base_url`."""
+    page.goto(f"{base_url}/admin/login/?next=/admin/")
+    page.fill("#id_username", user.username)
+    page.fill("#id_password", PASSWORD)
+    page.click("input[type=submit]")
+    page.wait_for_url(f"{base_url}/admin/")
+    return page

@@ -80,3 +80,30 @@ def test_a_queue_page_shows_settings_and_charts_and_takes_overrides(logged_in: A
     page.click('#override-form button[type="submit"]')
     expect(page.locator("ul.messagelist")).to_contain_text("give both the number of jobs and the seconds")
     assert QueueState.objects.get(name="default").rate_limit == {"max": 50, "duration": 2}
+
+
+def test_a_concurrency_override_set_on_the_queue_page_reaches_a_running_worker(
+    logged_in: Any, live_server: Any, queues: Any, worker_process: Any,
+) -> None:
+    from playwright.sync_api import expect
+
+    from tests import tools
+    from tests.jobs.engine_support import queues_env
+
+    io = {"mode": "threads", "concurrency": 2, "timeout": 60, "group": "io"}
+    queues(io=io)
+    for i in range(40):
+        services.enqueue(JobSpec(type="sleep", payload={"seconds": 1.0, "i": i}, queue="io"))
+    page = logged_in
+    page.goto(live_server.url + reverse("admin:jobs_queue", args=["io"]))
+    worker = worker_process("io", "--threads", "6", env=queues_env(io=io))
+    try:
+        active = page.locator('[data-value="stats.active"]')
+        expect(active).to_have_text("2", timeout=30_000)  # the declared concurrency (the counts fold within seconds)
+        page.fill("#id_concurrency", "5")
+        page.click('#override-form button[type="submit"]')
+        expect(page.locator('#queue-settings tr[data-setting="concurrency"]')).to_contain_text("5 overridden")
+        expect(active).to_have_text("5", timeout=30_000)  # the running worker took it, without a restart
+        screenshot(page, "queue_override")
+    finally:
+        tools.stop(worker)

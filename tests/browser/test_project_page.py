@@ -6,10 +6,7 @@ the stages; both get the test's media folder and loopback provider through the e
 """
 from __future__ import annotations
 
-import os
 import subprocess
-import time
-import urllib.request
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
@@ -17,19 +14,13 @@ import pytest
 from django.conf import settings
 from django.urls import reverse
 
-from tests import tools
-from tests.net import free_port
-from launcher import web
-from tests.browser.conftest import PASSWORD
-from tests.conftest import ROOT, _test_db_url
+from tests.browser.conftest import PASSWORD, serve_asgi
+from tests.conftest import _test_db_url
 from tests.pipelines.conftest import Provider, make_project, media, provider, video  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
-START_TIMEOUT = 30.0  # seconds for the web server to answer
 STAGE_TIMEOUT = 180_000  # ms for a stage to be seen moving or done (the STT model may load slowly)
-
-
 
 
 @pytest.fixture
@@ -41,24 +32,9 @@ def stage_env(media: Path, provider: Provider) -> dict[str, str]:  # noqa: F811 
 
 @pytest.fixture
 def asgi_server(stage_env: dict[str, str]) -> Iterator[str]:
-    """The web server (uvicorn, as `manage.py serve` runs it) serving config.asgi on a free loopback port; its base URL."""
-    port = free_port()
-    proc = subprocess.Popen(web.command("127.0.0.1", port, access_log=False),
-                            cwd=ROOT, env={**os.environ, **stage_env}, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + START_TIMEOUT
-        while True:
-            try:
-                with urllib.request.urlopen(url + "/admin/login/", timeout=2):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    pytest.fail(f"the web server did not start (exit code {proc.poll()})")
-                time.sleep(0.2)
+    """The web server (config.asgi: HTTP and the events WebSocket) seeing the same data as this test; its base URL."""
+    with serve_asgi(stage_env) as url:
         yield url
-    finally:
-        tools.stop(proc)
 
 
 def test_project_page_moves_live_and_approve_starts_the_next_stage(

@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_overrides_apply_over_the_declaration_and_clear_back_to_it() -> None:
-    declared = overrides.effective("file-upload", fresh=True)
+    declared = overrides.effective("file-upload", max_age=0)
     assert (declared.concurrency, declared.rate_limit.max, declared.concurrency_overridden) == (5, 10, False)
 
     applied = services.set_overrides("file-upload", concurrency=2, rate_limit={"max": 0, "duration": 1}, source="cli")
@@ -62,3 +62,52 @@ def test_a_supervising_worker_starts_and_stops_processes_to_match_a_concurrency_
     finally:
         tools.stop(supervisor)
     assert _serving() == 0
+
+
+def test_a_running_threads_worker_takes_a_concurrency_override_without_a_restart(queues) -> None:
+    import threading
+    import time
+
+    from django.db import connection
+
+    from jobs.engine.threads import ThreadsWorker
+    from jobs.models import Job
+    from jobs.services import JobSpec
+
+    queues(io={"mode": "threads", "concurrency": 3, "timeout": 30})
+    jobs = [services.enqueue(JobSpec(type="sleep", payload={"seconds": 0.6}, queue="io"))[0] for _ in range(30)]
+    before: list[int] = []
+
+    def raise_it() -> None:
+        before.append(Job.objects.filter(queue="io", status="completed").count())
+        services.set_overrides("io", concurrency=8, rate_limit=None, source="cli")
+        connection.close()
+
+    timer = threading.Timer(1.5, raise_it)
+    timer.start()
+    worker = ThreadsWorker(["io"], threads=10)
+    assert worker.limits == {"io": 3}
+    assert worker.work(burst=True) == 0
+    timer.join()
+    assert worker.limits == {"io": 8}
+    assert worker.most_at_once["io"] == 8  # never more than the override; the override reached a running worker
+    assert Job.objects.filter(pk__in=[j.id for j in jobs], status="completed").count() == 30
+    assert before and before[0] <= 9  # three at a time until the override: at most three rounds of three in 1.5 s
+
+
+def test_a_rate_limit_override_holds_back_a_worker_whose_queue_declares_none(queues, burst) -> None:
+    import time
+
+    from jobs.models import Job
+    from jobs.services import JobSpec
+
+    queues(rated={"attempts": 1})
+    ids = [services.enqueue(JobSpec(type="noop", payload={"i": i}, queue="rated"))[0].id for i in range(6)]
+    services.set_overrides("rated", concurrency=None, rate_limit={"max": 2, "duration": 1})
+    started = time.monotonic()
+    burst("rated")
+    took = time.monotonic() - started
+    assert Job.objects.filter(pk__in=ids, status="completed").count() == 6
+    assert took >= 1.9, took  # two a second: the third pair waits for the second window to pass
+    starts = sorted(Job.objects.filter(pk__in=ids).values_list("started_at", flat=True))
+    assert (starts[2] - starts[0]).total_seconds() >= 0.9 and (starts[4] - starts[2]).total_seconds() >= 0.9
