@@ -104,7 +104,7 @@ class FileUploadAsyncApi(APIView):
 
     @extend_schema(
         tags=["files"], summary="Upload a file through the queue", operation_id="files_upload_async",
-        request={"multipart/form-data": UploadInputSerializer}, responses={202: UploadQueuedSerializer, **errors(400, 413)},
+        request={"multipart/form-data": UploadInputSerializer}, responses={202: UploadQueuedSerializer, **errors(400, 413, 415)},
     )
     def post(self, request: Request) -> Response:
         upload, memo = _upload_input(request)
@@ -121,7 +121,7 @@ class FileUploadApi(APIView):
 
     @extend_schema(
         tags=["files"], summary="Upload a file", operation_id="files_upload",
-        request={"multipart/form-data": UploadInputSerializer}, responses={201: UploadedSerializer, **errors(400, 413)},
+        request={"multipart/form-data": UploadInputSerializer}, responses={201: UploadedSerializer, **errors(400, 413, 415)},
     )
     def post(self, request: Request) -> Response:
         upload, memo = _upload_input(request)

@@ -18,7 +18,6 @@ from jobs.api.pagination import PAGE_PARAMS, page_of, paginated
 from jobs.api.permissions import IsStaff
 from jobs.api.serializers import (
     DeadLetterFilterSerializer,
-    TextField,
     DeadLetterOutputSerializer,
     DeadLetterRetryOutputSerializer,
     DeadLetterStatsOutputSerializer,
@@ -84,11 +83,6 @@ class DeadLetterGroupListOutputSerializer(serializers.Serializer):
     groups = DeadLetterGroupOutputSerializer(many=True, help_text=f"Largest first; at most {deadletters.GROUPS_SHOWN}.")
 
 
-class DeadLetterGroupFilterSerializer(serializers.Serializer):
-    queue = TextField(required=False, allow_blank=True)
-    errorKind = TextField(required=False, allow_blank=True)
-
-
 class DeadLetterGroupRetryOutputSerializer(serializers.Serializer):
     fingerprint = serializers.CharField()
     retried = serializers.IntegerField(help_text="Letters retried as new jobs.")
@@ -100,7 +94,9 @@ class DeadLetterGroupDiscardOutputSerializer(serializers.Serializer):
     discarded = serializers.IntegerField()
 
 
-FINGERPRINT_PATH = [OpenApiParameter("fingerprint", OpenApiTypes.STR, OpenApiParameter.PATH, description="16 hex characters, from the groups list.")]
+FINGERPRINT_PATH = [
+    OpenApiParameter("fingerprint", OpenApiTypes.STR, OpenApiParameter.PATH, pattern="^[0-9a-f]{16}$", description="16 hex characters, from the groups list."),
+]
 SKIPPED_SHOWN = 100
 
 
@@ -111,10 +107,10 @@ class DeadLetterGroupListApi(APIView):
 
     @extend_schema(
         tags=["dead letters"], summary="Dead letters grouped by error", operation_id="dead_letter_groups",
-        parameters=[DeadLetterGroupFilterSerializer], responses={200: DeadLetterGroupListOutputSerializer, **errors(400, 403)},
+        parameters=[DeadLetterFilterSerializer], responses={200: DeadLetterGroupListOutputSerializer, **errors(400, 403)},
     )
     def get(self, request: Request) -> Response:
-        filters = query(DeadLetterGroupFilterSerializer, request)
+        filters = query(DeadLetterFilterSerializer, request)
         found = deadletters.groups(queue=filters.get("queue", ""), error_kind=filters.get("errorKind", ""))
         return Response(DeadLetterGroupListOutputSerializer({"groups": found}).data)
 

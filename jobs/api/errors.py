@@ -60,6 +60,7 @@ ERRORS = {
     404: OpenApiResponse(ErrorOutputSerializer, description="No such queue or job visible to the caller."),
     409: OpenApiResponse(ErrorOutputSerializer, description="The job's status does not allow this."),
     413: OpenApiResponse(ErrorOutputSerializer, description="The body is over its limit; refused from Content-Length before it is read."),
+    415: OpenApiResponse(ErrorOutputSerializer, description="The body's Content-Type is missing or not the documented one."),
 }
 
 

@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from jobs.engine import conf, intake, priority
 from jobs.engine.states import FINAL, Status
+from jobs.exceptions import ErrorKind
 from jobs.selectors import LISTING_STATUSES
 
 # -- fields -------------------------------------------------------------------------------------
@@ -25,6 +27,12 @@ class TextField(serializers.CharField):
     """An input string: unlike DRF's CharField, a number or boolean sent for it is refused, not turned into text."""
 
     default_error_messages = {"not_text": "must be a string"}
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        if not self.allow_blank and self.trim_whitespace:
+            # Spaces alone are blank once trimmed: the schema says so (a pattern), so clients know it.
+            self.validators.append(RegexValidator(r"\S", message="may not be blank"))
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
@@ -330,7 +338,7 @@ class DeadLetterOutputSerializer(serializers.Serializer):
 
 class DeadLetterFilterSerializer(serializers.Serializer):
     queue = TextField(required=False, allow_blank=True)
-    errorKind = TextField(required=False, allow_blank=True)
+    errorKind = serializers.ChoiceField(choices=[k.value for k in ErrorKind], required=False, allow_blank=True)
 
 
 class DeadLetterStatsOutputSerializer(serializers.Serializer):

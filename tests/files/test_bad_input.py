@@ -31,6 +31,12 @@ def test_no_file_an_empty_file_or_a_bad_memo_id_is_a_400(as_alice: APIClient, lo
 
 
 @pytest.mark.parametrize("path", ["/api/files/upload", "/api/files/upload-async"])
+def test_a_body_without_its_content_type_is_a_documented_415(as_alice: APIClient, local_storage: Path, path: str) -> None:
+    assert "media type" in refused(as_alice.generic("POST", path, b"--x\r\nfile\r\n--x--\r\n", content_type=""), 415)["message"]
+    nothing_kept()
+
+
+@pytest.mark.parametrize("path", ["/api/files/upload", "/api/files/upload-async"])
 def test_a_file_over_the_limit_is_a_413(as_alice: APIClient, local_storage: Path, settings: Any, path: str) -> None:
     settings.FILES_MAX_BYTES = 1000
     body = refused(as_alice.post(path, {"file": SimpleUploadedFile("big.bin", b"x" * 1001)}, format="multipart"), 413)
