@@ -23,7 +23,7 @@ from jobs.api import auth as api_keys
 from jobs.console import schedules as _schedules  # noqa: F401  (registers the Schedules page)
 from jobs.console.deadletters import FingerprintFilter, changelist_context
 from jobs.console.filters import KindFilter, OpenFilter, PriorityFilter, QueueFilter, RevokedFilter, TypeFilter, open_filter
-from jobs.console.joblist import CreatedRangeFilter, CreatedWithinFilter, DurationFilter, KeysetChangeList
+from jobs.console.joblist import CreatedRangeFilter, CreatedWithinFilter, DurationFilter, KeysetChangeList, search
 from jobs.console.paginators import EstimatedCountPaginator
 from jobs.engine import conf
 from jobs.models import ApiKey, AuditEntry, DeadLetter, HookDelivery, Job, JobEvent
@@ -158,14 +158,8 @@ class JobAdmin(OperateMixin, admin.ModelAdmin):
         return pretty_json(job.result) if job.result is not None else "-"
 
     def get_search_results(self, request: HttpRequest, queryset: QuerySet[Job], search_term: str) -> tuple[QuerySet[Job], bool]:
-        """Id (exact or a prefix of 8+ characters) or payload text; the JSON cast to text works on PostgreSQL and SQLite."""
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        match = Q(pk=term) | Q(payload_text__icontains=term)
-        if len(term) >= 8:
-            match |= Q(pk__startswith=term)
-        return queryset.alias(payload_text=Cast("payload", output_field=TextField())).filter(match), False
+        """By id or payload text (jobs.console.joblist.search)."""
+        return search(queryset, search_term), False
 
     def change_view(self, request: HttpRequest, object_id: str, form_url: str = "", extra_context: dict[str, Any] | None = None) -> HttpResponse:
         rows = JobEvent.objects.filter(job_id=object_id).order_by("id")[:EVENTS_SHOWN]

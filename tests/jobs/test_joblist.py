@@ -84,3 +84,12 @@ def test_the_list_and_the_job_page_name_their_live_topics(admin_client) -> None:
     assert 'data-topics="[[&quot;queue&quot;, &quot;default&quot;]]"' in body and "jobs/live.js" in body
     body = admin_client.get(reverse("admin:jobs_job_change", args=[job.pk])).content.decode()
     assert f'data-topics="[[&quot;job&quot;, &quot;{job.pk}&quot;]]"' in body
+
+
+def test_search_finds_a_job_by_id_prefix_and_falls_back_to_the_payload(admin_client) -> None:
+    job = services.enqueue(JobSpec(type="noop", payload={"note": "deadbeefcafe"}))[0]
+    other = services.enqueue(JobSpec(type="noop", payload={"note": "plain"}))[0]
+    assert _ids(admin_client.get(URL + "?q=" + job.pk[:10])) == [job.pk]
+    assert _ids(admin_client.get(URL + "?q=" + other.pk)) == [other.pk]
+    assert _ids(admin_client.get(URL + "?q=deadbeefcafe")) == [job.pk]  # looks like an id, is payload text
+    assert _ids(admin_client.get(URL + "?q=plain")) == [other.pk]
