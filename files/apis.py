@@ -1,7 +1,6 @@
 """Seed 3's file endpoints: thin views over files.services."""
 from __future__ import annotations
 
-import re
 from typing import Any
 from uuid import UUID
 
@@ -24,9 +23,8 @@ from jobs.api.inputs import body
 from jobs.api.pagination import PAGE_PARAMS, page_of, paginated
 from jobs.api.parsers import JSONParser
 from jobs.api.serializers import TextField
-from transcription import sources
+from transcription import ranged, sources
 
-_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 UUID_OR_EMPTY = r"^([0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12})?$"
 
 
@@ -186,27 +184,5 @@ class FileDownloadApi(APIView):
             presigned = storage.presigned_url(row.key, filename_header=disposition, content_type=row.content_type)
         if presigned:
             return HttpResponseRedirect(presigned)
-        start, length, code = 0, row.size, 200
-        wanted = request.headers.get("Range", "")
-        match = _RANGE.match(wanted.strip()) if wanted else None
-        if wanted and match and (match.group(1) or match.group(2)):
-            first, last = match.group(1), match.group(2)
-            if first:
-                start = int(first)
-                end = min(int(last), row.size - 1) if last else row.size - 1
-            else:  # a suffix: the last N bytes
-                start = max(row.size - int(last), 0)
-                end = row.size - 1
-            if start >= row.size or end < start:
-                answer = HttpResponse(status=416)
-                answer["Content-Range"] = f"bytes */{row.size}"
-                return answer
-            length, code = end - start + 1, 206
-        response = StreamingHttpResponse(storage.read_range(row.key, start, length), status=code, content_type=row.content_type)
-        response["Content-Length"] = str(length)
-        response["Accept-Ranges"] = "bytes"
-        response["Content-Disposition"] = disposition
-        response["X-Content-Type-Options"] = "nosniff"
-        if code == 206:
-            response["Content-Range"] = f"bytes {start}-{start + length - 1}/{row.size}"
-        return response
+        with sources.request_errors(field="file"):
+            return ranged.ranged_response(request, row.key, size=row.size, content_type=row.content_type, disposition=disposition)

@@ -145,25 +145,6 @@ def keys_under(prefix: str = PREFIX) -> Iterator[str]:
         yield from keys_under(f"{prefix}{folder}/")
 
 
-def read_range(key: str, start: int, length: int) -> Iterator[bytes]:
-    """The bytes [start, start + length) of an object, in chunks."""
-    with translated(key):
-        fh = default_storage.open(key, "rb")
-    try:
-        with translated(key):
-            fh.seek(start)
-        left = length
-        while left > 0:
-            with translated(key):
-                chunk = fh.read(min(CHUNK, left))
-            if not chunk:
-                break
-            left -= len(chunk)
-            yield chunk
-    finally:
-        fh.close()
-
-
 def presigned_url(key: str, *, filename_header: str, content_type: str) -> str | None:
     """On S3, a time-limited GET URL that answers with this file's name and type; None on other storages."""
     if not s3.is_s3(default_storage):

@@ -76,12 +76,12 @@ def logged_in(page: Any, live_server: Any, operator: Any) -> Any:
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
 
-def screenshot(page: Any, name: str) -> Path:
-    """Save the page at 1400x1000 under var/screenshots/ (not committed) for a reviewer to look at."""
+def screenshot(page: Any, name: str, *, full_page: bool = False) -> Path:
+    """Save the page at 1400x1000 (or all of it) under var/screenshots/ (not committed) for a reviewer to look at."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size({"width": 1400, "height": 1000})
     path = SCREENSHOTS / f"{name}.png"
-    page.screenshot(path=str(path))
+    page.screenshot(path=str(path), full_page=full_page)
     return path
 
 

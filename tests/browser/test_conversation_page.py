@@ -1,7 +1,6 @@
 """The assistant's conversation page in a real browser: a command, the jobs it fanned out to, and its spoken reply."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -9,10 +8,10 @@ from django.urls import reverse
 
 from assistant import services
 from tests.assistant.conftest import ASSISTANT_QUEUES
+from tests.browser.conftest import screenshot
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
 
 def test_a_command_page_shows_its_fanned_out_jobs_and_plays_the_reply(
@@ -37,9 +36,8 @@ def test_a_command_page_shows_its_fanned_out_jobs_and_plays_the_reply(
     # The player's source answers with the WAV the synthesis job stored (fetched with the page's session).
     got = page.evaluate("async (src) => { const r = await fetch(src); const b = await r.arrayBuffer(); return [r.status, r.headers.get('content-type'), b.byteLength]; }", player.get_attribute("src"))
     assert got[0] == 200 and got[1] == "audio/wav" and got[2] > 10_000
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     page.set_viewport_size({"width": 1400, "height": 1000})
-    page.screenshot(path=str(SCREENSHOTS / "assistant-command.png"), full_page=True)
+    screenshot(page, "assistant-command", full_page=True)
 
     # A job links to its page; the conversation link lists the conversation's commands only.
     page.locator(".field-conversation a").click()

@@ -1,7 +1,6 @@
 """An operator retries a whole group of dead letters (the same error) in one click, in a real browser."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -10,10 +9,10 @@ from django.urls import reverse
 from jobs import services
 from jobs.models import AuditEntry, DeadLetter, Job
 from jobs.services import JobSpec
+from tests.browser.conftest import screenshot
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
-SCREENSHOT = Path(__file__).resolve().parents[2] / "var" / "screenshots" / "deadletter_groups.png"
 
 
 def test_operator_retries_a_whole_group_in_one_click(logged_in: Any, live_server: Any, burst: Any) -> None:
@@ -46,5 +45,4 @@ def test_operator_retries_a_whole_group_in_one_click(logged_in: Any, live_server
 
     rows.first.locator("details summary").click()  # the remaining group's latest letter, with its traceback
     expect(rows.first.locator("pre.jc-traceback")).to_contain_text("the codec is missing")
-    SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOT), full_page=True)
+    screenshot(page, "deadletter_groups", full_page=True)

@@ -14,21 +14,13 @@ import pytest
 from django.urls import reverse
 
 from pipelines.models import StageReview, StageRun
-from tests.browser.conftest import PASSWORD, screenshot
+from tests.browser.conftest import log_in, screenshot
 from tests.browser.test_project_page import STAGE_TIMEOUT, asgi_server, stage_env  # noqa: F401 (fixtures)
 from tests.pipelines.conftest import Provider, make_project, media, provider, video  # noqa: F401 (fixtures)
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
 EDITED = "Please send the weekly figures to the whole team."
-
-
-def log_in(page: Any, base: str, user: Any) -> None:
-    page.goto(f"{base}/admin/login/?next=/admin/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{base}/admin/")
 
 
 def test_a_reviewer_plays_edits_and_approves_a_transcript_then_reviews_the_translation(

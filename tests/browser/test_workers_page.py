@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import re
 import subprocess
-from pathlib import Path
 from typing import Any, Callable
 
 import pytest
@@ -15,11 +14,10 @@ from jobs import services
 from jobs.engine import broker
 from jobs.models import AuditEntry, QueueState
 from jobs.services import JobSpec
-from tests.browser.conftest import PASSWORD
+from tests.browser.conftest import PASSWORD, log_in, screenshot
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.browser, pytest.mark.slow]
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 VIEWPORT = {"width": 1400, "height": 1000}
 
 
@@ -32,14 +30,6 @@ def viewer(django_user_model: Any) -> Any:
         user = django_user_model.objects.create_user("viewer", password=PASSWORD, is_staff=True)
     user.user_permissions.add(*Permission.objects.filter(content_type__app_label="jobs", codename__startswith="view_"))
     return user
-
-
-def log_in(page: Any, base: str, user: Any) -> None:
-    page.goto(f"{base}/admin/login/?next=/admin/")
-    page.fill("#id_username", user.username)
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{base}/admin/")
 
 
 def test_a_read_only_operator_sees_the_pages_without_buttons_and_a_forged_post_is_refused(page: Any, live_server: Any, viewer: Any) -> None:
@@ -55,8 +45,7 @@ def test_a_read_only_operator_sees_the_pages_without_buttons_and_a_forged_post_i
     expect(page.locator("#jc-updated")).to_have_attribute("data-state", "live")
     assert page.locator('form[data-op="pause"], form[data-op="resume"], form[data-op="clean"], .jc-clean-box').count() == 0
     assert page.locator("#queues-table th:text('Operations')").count() == 0
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "readonly_queues.png"))
+    screenshot(page, "readonly_queues")
 
     # The Workers page, linked from there, offers nothing either.
     page.click("#jc-workers-link")
@@ -113,5 +102,4 @@ def test_the_workers_page_shows_a_real_workers_job_moving(
     )
     expect(row.locator('[data-field="message"]')).to_have_text(re.compile(r"^step \d+/24$"))
     assert page.evaluate("window.__sameDocument") is True  # moved without a reload
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / "workers.png"))
+    screenshot(page, "workers")

@@ -13,7 +13,7 @@ from django.core.files.storage import default_storage
 from django.test import AsyncClient, Client
 from django.urls import reverse
 
-from pipelines import playback
+from transcription import ranged
 from pipelines.models import Project, StageReview, StageRun
 from tests.pipelines.test_review import TRANSCRIPT, awaiting_stt, edits_of
 
@@ -137,13 +137,13 @@ def test_the_panel_follows_the_stage_and_its_review_kind(reviewer: Any, stored: 
     ("bytes=-500", (0, 99)), ("bytes=0-1,5-6", None), ("items=0-1", None), ("bytes=20-10", None),
 ])
 def test_byte_ranges(header: str, expected: tuple[int, int] | None) -> None:
-    assert playback.byte_range(header, 100) == expected
+    assert ranged.byte_range(header, 100) == expected
 
 
 @pytest.mark.parametrize("header", ["bytes=100-", "bytes=100-200", "bytes=-0"])
 def test_unsatisfiable_ranges(header: str) -> None:
-    with pytest.raises(playback.Unsatisfiable):
-        playback.byte_range(header, 100)
+    with pytest.raises(ranged.Unsatisfiable):
+        ranged.byte_range(header, 100)
 
 
 def test_the_source_is_served_by_ranges_so_a_browser_can_seek(reviewer: Any, stored: Project) -> None:
@@ -164,7 +164,7 @@ def test_the_source_is_served_by_ranges_so_a_browser_can_seek(reviewer: Any, sto
 
 
 def test_the_source_is_streamed_in_chunks_under_asgi_too(reviewer: Any, stored: Project, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(playback, "CHUNK", 1000)
+    monkeypatch.setattr(ranged, "CHUNK", 1000)
 
     async def fetch() -> tuple[int, str, list[bytes]]:
         client = AsyncClient()
