@@ -14,6 +14,20 @@ from jobs.console.errors import operator_view
 
 #: Methods that only read: django-rq's pages answer them to any staff account.
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
+#: What the engine's own pages (dashboard data, queues, workers, dead-letter groups) need, as the jobs list does.
+VIEW_PERM = "jobs.view_job"
+
+
+def viewing(view: Any) -> Any:
+    """An engine page: staff without the jobs app's view permission see it no more than they see the jobs list."""
+
+    @wraps(view)
+    def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        if not request.user.has_perm(VIEW_PERM):
+            raise PermissionDenied("the console's engine pages need the 'view job' permission")
+        return view(request, *args, **kwargs)
+
+    return guarded
 
 
 def carrier_guard(view: Any) -> Any:
@@ -35,7 +49,7 @@ class ConsoleSite(admin.AdminSite):
 
     def index(self, request: Any, extra_context: dict[str, Any] | None = None) -> Any:
         """The admin's home with the dashboard above the apps (for staff who may view jobs)."""
-        if request.user.is_active and request.user.has_perm("jobs.view_job"):
+        if request.user.is_active and request.user.has_perm(VIEW_PERM):
             extra_context = {**dashboard.index_context(request, site=self), **(extra_context or {})}
         return super().index(request, extra_context)
 
@@ -46,7 +60,9 @@ class ConsoleSite(admin.AdminSite):
         return super().admin_view(view, cacheable)
 
     def get_urls(self) -> list[Any]:
-        page = partial(operator_view, self)
+        def page(view: Any) -> Any:
+            return operator_view(self, viewing(view))
+
         engine = [
             path("jobs/queues/", page(partial(views.queues_page, site=self)), name="jobs_queues"),
             path("jobs/queues/counts.json", page(partial(views.counts_json, site=self)), name="jobs_queues_counts"),

@@ -212,3 +212,12 @@ def test_the_api_refuses_the_viewers_console_session_too(viewer: Any, world: dic
     assert not QueueState.objects.filter(name="default", paused=True).exists()
     assert Job.objects.get(pk=world["waiting"].pk).status == "waiting"
     assert not AuditEntry.objects.filter(actor=viewer).exists()
+
+
+def test_staff_without_the_view_permission_get_no_engine_page(django_user_model: Any, world: dict[str, Any]) -> None:
+    bare = django_user_model.objects.create_user("bare", is_staff=True)
+    client = Client()
+    client.force_login(bare)
+    for name in ("queues", "queue counts", "workers", "workers data", "dashboard data", "queue", "queue data", "dead letter groups"):
+        assert client.get(pages(world)[name]).status_code == 403, name
+    assert "jc-dashboard" not in client.get(reverse("admin:index")).content.decode()
