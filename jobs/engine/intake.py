@@ -108,15 +108,20 @@ class _Rows:
 
     def __init__(self, model: Any) -> None:
         self.model = model
-        self.fields = [(f.attname, f) for f in model._meta.concrete_fields]
+        fields = model._meta.concrete_fields
+        self.names = frozenset(f.attname for f in fields)
         # Only a callable default (a new id, dict for JSON) is called per row; the rest are constants.
-        self.constant = {f.attname: f.get_default() for f in model._meta.concrete_fields if not (f.has_default() and callable(f.default))}
+        self.constant = {f.attname: f.get_default() for f in fields if not (f.has_default() and callable(f.default))}
+        self.made = [(f.attname, f) for f in fields if f.attname not in self.constant]
 
     def __call__(self, **values: Any) -> Any:
-        row = {
-            name: values[name] if name in values else self.constant[name] if name in self.constant else field.get_default()
-            for name, field in self.fields
-        }
+        if not values.keys() <= self.names:
+            raise TypeError(f"{self.model.__name__} has no field {sorted(values.keys() - self.names)}")
+        row = self.constant.copy()
+        row.update(values)
+        for name, field in self.made:
+            if name not in values:
+                row[name] = field.get_default()
         if signals.pre_init.has_listeners(self.model) or signals.post_init.has_listeners(self.model):
             return self.model(**row)
         obj = self.model.__new__(self.model)
