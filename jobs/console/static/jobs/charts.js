@@ -86,8 +86,7 @@
   }
 
   function refresh() {
-    fetch(url + "?range=" + encodeURIComponent(range), { credentials: "same-origin", headers: { Accept: "application/json" } })
-      .then(function (r) { if (!r.ok) throw new Error(r.status); return r.json(); })
+    jcFetchJSON(url + "?range=" + encodeURIComponent(range))
       .then(update)
       .catch(function (e) { var s = document.getElementById("jc-updated"); if (s) s.textContent = "refresh failed (" + e.message + ")"; });
   }

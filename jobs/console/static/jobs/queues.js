@@ -74,37 +74,12 @@
     body.replaceChildren(rows);
   }
 
-  function poll() {
-    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" })
-      .then(function (r) {
-        if (r.redirected) throw new Error("session ended; reload to log in");
-        if (!r.ok || !(r.headers.get("Content-Type") || "").startsWith("application/json")) throw new Error("HTTP " + r.status);
-        return r.json();
-      })
-      .then(function (data) {
-        data.queues.forEach(updateQueue);
-        updateWorkers("#workers-table", data.workers);
-        updateWorkers("#stopped-workers-table", data.stopped);
-        document.getElementById("stopped-count").textContent = data.stopped.length;
-        redis.textContent = data.redis ? "connected" : "unreachable";
-        redis.className = "jc-flag " + (data.redis ? "ok" : "bad");
-        status.dataset.state = "live";
-        status.textContent = "live · updated " + new Date(data.at).toLocaleTimeString();
-      })
-      .catch(function (err) {
-        status.dataset.state = "error";
-        status.textContent = "could not refresh (" + err.message + "); retrying";
-      })
-      .finally(function () { setTimeout(poll, INTERVAL); });
-  }
-
-  document.querySelectorAll("form.jc-clean").forEach(function (form) {
-    form.addEventListener("submit", function (ev) {
-      var msg = "Remove up to " + form.limit.value + " " + form.status.value + " jobs of " + form.dataset.queue +
-        " older than " + form.grace.value + " s?";
-      if (!window.confirm(msg)) ev.preventDefault();
-    });
+  jcPoll(url, INTERVAL, status, function (data) {
+    data.queues.forEach(updateQueue);
+    updateWorkers("#workers-table", data.workers);
+    updateWorkers("#stopped-workers-table", data.stopped);
+    document.getElementById("stopped-count").textContent = data.stopped.length;
+    redis.textContent = data.redis ? "connected" : "unreachable";
+    redis.className = "jc-flag " + (data.redis ? "ok" : "bad");
   });
-
-  setTimeout(poll, INTERVAL);
 })();

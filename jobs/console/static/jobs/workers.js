@@ -92,24 +92,7 @@
     if (count) count.textContent = workers.length;
   }
 
-  function poll() {
-    fetch(url, { credentials: "same-origin", headers: { Accept: "application/json" }, cache: "no-store" })
-      .then(function (r) {
-        if (r.redirected) throw new Error("session ended; reload to log in");
-        if (!r.ok || !(r.headers.get("Content-Type") || "").startsWith("application/json")) throw new Error("HTTP " + r.status);
-        return r.json();
-      })
-      .then(function (data) {
-        STATES.forEach(function (state) { redraw(state, data[state]); });
-        status.dataset.state = "live";
-        status.textContent = "live · updated " + new Date(data.at).toLocaleTimeString();
-      })
-      .catch(function (err) {
-        status.dataset.state = "error";
-        status.textContent = "could not refresh (" + err.message + "); retrying";
-      })
-      .finally(function () { setTimeout(poll, INTERVAL); });
-  }
-
-  setTimeout(poll, INTERVAL);
+  jcPoll(url, INTERVAL, status, function (data) {
+    STATES.forEach(function (state) { redraw(state, data[state]); });
+  });
 })();
