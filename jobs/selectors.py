@@ -5,18 +5,17 @@ Queue counts come from jobs.engine.stats.counts() (folded events), never from CO
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
 from typing import Any, Iterable
 
 from django.conf import settings
 from django.db import connection
 from django.db.models import Count, QuerySet
-from django.utils import timezone
 
 from jobs import access
 from jobs.access import Viewer
 from jobs.engine import broker, conf, priority, registry, stats
 from jobs.engine.states import Status
+from jobs.engine.worker import stale_before
 from jobs.exceptions import InvalidInput, NotFound
 from jobs.models import PENDING, DeadLetter, Job, QueueState, Schedule, WorkerHeartbeat
 
@@ -201,8 +200,7 @@ def dead_letter_stats() -> dict[str, Any]:
 
 def alive_workers() -> list[WorkerHeartbeat]:
     """Workers seen within the stall timeout (settings.JOBS_STALL_TIMEOUT) and not stopped."""
-    since = timezone.now() - timedelta(seconds=settings.JOBS_STALL_TIMEOUT)
-    return list(WorkerHeartbeat.objects.filter(stopped_at__isnull=True, last_seen__gte=since).order_by("name"))
+    return list(WorkerHeartbeat.objects.filter(stopped_at__isnull=True, last_seen__gte=stale_before()).order_by("name"))
 
 
 def _database_ok() -> bool:

@@ -20,6 +20,7 @@ from django.utils.html import format_html
 
 from jobs import services
 from jobs.api import auth as api_keys
+from jobs.console import errors as console_errors
 from jobs.console import schedules as _schedules  # noqa: F401  (registers the Schedules page)
 from jobs.console.deadletters import FingerprintFilter, changelist_context
 from jobs.console.filters import KindFilter, OpenFilter, PriorityFilter, QueueFilter, RevokedFilter, TypeFilter, open_filter
@@ -64,10 +65,7 @@ def progress_bar(value: int) -> str:
 
 def report(model_admin: admin.ModelAdmin, request: HttpRequest, verb: str, done: int, skipped: dict[str, str], *, noun: str = "job(s)") -> None:
     """Tell the operator how many rows an action changed and why the others were left alone."""
-    model_admin.message_user(request, f"{verb} {done} {noun}.", messages.SUCCESS if done or not skipped else messages.WARNING)
-    if skipped:
-        sample = "; ".join(list(skipped.values())[:3])
-        model_admin.message_user(request, f"Skipped {len(skipped)}: {sample}{' …' if len(skipped) > 3 else ''}", messages.WARNING)
+    console_errors.report(request, f"{verb} {done} {noun}.", done, skipped)
 
 
 # -- jobs -------------------------------------------------------------------------------------

@@ -11,15 +11,14 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from jobs import history, selectors, services
-from jobs.console.views import COLUMNS, OPERATE_PERM, CleanForm
+from jobs.console.views import COLUMNS, OPERATE_PERM, CleanForm, declared, operate
 from jobs.engine import broker, conf, overrides
 
 REFRESH_MS = 5000
@@ -108,15 +107,9 @@ def _kept(rule: dict[str, Any] | None) -> str:
     return ", ".join(p for p in parts if p)
 
 
-def _queue(name: str) -> conf.QueueConfig:
-    if name not in conf.all_queues():
-        raise Http404(f"no queue named {name!r}")
-    return conf.get_queue(name)
-
-
 def queue_page(request: HttpRequest, queue: str, *, site: admin.AdminSite) -> HttpResponse:
     """One queue: settings (overrides marked), live counts, charts over 1 h / 24 h / 7 d, operations."""
-    config = _queue(queue)
+    config = declared(queue)
     effective = overrides.effective(config.name, max_age=0)
     rate = effective.rate_limit if effective.rate_limit_overridden else None
     form = OverrideForm(initial={
@@ -148,7 +141,7 @@ def queue_page(request: HttpRequest, queue: str, *, site: admin.AdminSite) -> Ht
 
 def queue_json(request: HttpRequest, queue: str, *, site: admin.AdminSite) -> JsonResponse:
     """A queue's live counts, totals and charts over ?range=1h|24h|7d."""
-    config = _queue(queue)
+    config = declared(queue)
     return JsonResponse({
         "stats": {k: v for k, v in selectors.queue_stats(config.name).items() if k != "settings"},
         "oldest_wait": history.oldest_waiting().get(config.name),
@@ -160,9 +153,7 @@ def queue_json(request: HttpRequest, queue: str, *, site: admin.AdminSite) -> Js
 @require_POST
 def override(request: HttpRequest, queue: str, *, site: admin.AdminSite) -> HttpResponse:
     """Set or clear a queue's concurrency and rate-limit overrides (services.set_overrides, audited)."""
-    if not request.user.has_perm(OPERATE_PERM):
-        raise PermissionDenied("changing queues needs the 'change queue state' permission")
-    config = _queue(queue)
+    config = operate(request, queue)
     back = HttpResponseRedirect(reverse("admin:jobs_queue", args=[config.name], current_app=site.name))
     form = OverrideForm(request.POST)
     if not form.is_valid():

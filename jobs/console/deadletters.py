@@ -21,6 +21,7 @@ from django.urls import URLPattern, path, reverse
 from django.views.decorators.http import require_POST
 
 from jobs import deadletters
+from jobs.console.errors import report, require
 from jobs.deadletters import LetterFilter
 from jobs.exceptions import InvalidInput
 
@@ -59,8 +60,7 @@ def urls(page: Callable[[Callable[..., HttpResponse]], Callable[..., HttpRespons
 
 
 def _may_operate(request: HttpRequest) -> None:
-    if not request.user.has_perm(OPERATE_PERM):
-        raise PermissionDenied("retrying or discarding dead letters needs the 'change dead letter' permission")
+    require(request, OPERATE_PERM, "retrying or discarding dead letters")
 
 
 def _groups_url(site: admin.AdminSite, query: str = "") -> str:
@@ -94,11 +94,7 @@ def groups_page(request: HttpRequest, *, site: admin.AdminSite) -> HttpResponse:
 
 
 def _report_retry(request: HttpRequest, what: str, retried: dict[str, str], skipped: dict[str, str]) -> None:
-    level = messages.SUCCESS if retried or not skipped else messages.WARNING
-    messages.add_message(request, level, f"Retried {len(retried)} dead letter(s) {what} as new jobs.")
-    if skipped:
-        sample = "; ".join(list(skipped.values())[:3])
-        messages.warning(request, f"Skipped {len(skipped)}: {sample}{' …' if len(skipped) > 3 else ''}")
+    report(request, f"Retried {len(retried)} dead letter(s) {what} as new jobs.", len(retried), skipped)
 
 
 @require_POST

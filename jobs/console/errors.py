@@ -11,6 +11,7 @@ from functools import wraps
 from typing import Any, Callable
 
 from django.contrib import admin, messages
+from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import reverse
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -42,6 +43,20 @@ def error_response(request: HttpRequest, exc: JobsError, *, site: admin.AdminSit
         raise Http404(exc.message) from exc
     messages.error(request, exc.message)
     return HttpResponseRedirect(back_url(request, site=site))
+
+
+def require(request: HttpRequest, perm: str, doing: str) -> None:
+    """Refuse a console operation (403) to an account without `perm`: the one check behind every operation's button."""
+    if not request.user.has_perm(perm):
+        raise PermissionDenied(f"{doing} needs the '{perm}' permission")
+
+
+def report(request: HttpRequest, text: str, done: int, skipped: dict[str, str]) -> None:
+    """Tell the operator what an operation changed (`text`), and why the rows it left alone were left."""
+    messages.add_message(request, messages.SUCCESS if done or not skipped else messages.WARNING, text)
+    if skipped:
+        sample = "; ".join(list(skipped.values())[:3])
+        messages.warning(request, f"Skipped {len(skipped)}: {sample}{' …' if len(skipped) > 3 else ''}")
 
 
 def back_url(request: HttpRequest, *, site: admin.AdminSite) -> str:

@@ -5,12 +5,11 @@ from functools import partial, wraps
 from typing import Any
 
 from django.contrib import admin
-from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.urls import path
 
 from jobs.console import dashboard, deadletters, views, workers
-from jobs.console.errors import operator_view
+from jobs.console.errors import operator_view, require
 
 #: Methods that only read: django-rq's pages answer them to any staff account.
 SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
@@ -23,8 +22,7 @@ def viewing(view: Any) -> Any:
 
     @wraps(view)
     def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if not request.user.has_perm(VIEW_PERM):
-            raise PermissionDenied("the console's engine pages need the 'view job' permission")
+        require(request, VIEW_PERM, "the console's engine pages")
         return view(request, *args, **kwargs)
 
     return guarded
@@ -36,8 +34,8 @@ def carrier_guard(view: Any) -> Any:
 
     @wraps(view)
     def guarded(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
-        if request.method not in SAFE_METHODS and not request.user.has_perm(views.OPERATE_PERM):
-            raise PermissionDenied("changing what Redis carries needs the 'change queue state' permission")
+        if request.method not in SAFE_METHODS:
+            require(request, views.OPERATE_PERM, "changing what Redis carries")
         return view(request, *args, **kwargs)
 
     return guarded

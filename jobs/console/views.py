@@ -10,7 +10,6 @@ from typing import Any
 
 from django import forms
 from django.contrib import admin, messages
-from django.core.exceptions import PermissionDenied
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.template.response import TemplateResponse
 from django.urls import reverse
@@ -18,7 +17,8 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 
 from jobs import selectors, services
-from jobs.console.workers import worker_rows
+from jobs.console.errors import require
+from jobs.workers import worker_rows
 from jobs.engine import broker, conf
 from jobs.engine.states import FINAL, Status
 
@@ -85,11 +85,17 @@ def counts_json(request: HttpRequest, *, site: admin.AdminSite) -> JsonResponse:
     return JsonResponse(snapshot)
 
 
-def _operate(request: HttpRequest, queue: str) -> None:
-    if not request.user.has_perm(OPERATE_PERM):
-        raise PermissionDenied("changing queues needs the 'change queue state' permission")
+def declared(queue: str) -> conf.QueueConfig:
+    """A declared queue, or the 404 page."""
     if queue not in conf.all_queues():
         raise Http404(f"no queue named {queue!r}")
+    return conf.get_queue(queue)
+
+
+def operate(request: HttpRequest, queue: str) -> conf.QueueConfig:
+    """A declared queue that the operator may change (pause, clean, override), or 403 / 404."""
+    require(request, OPERATE_PERM, "changing queues")
+    return declared(queue)
 
 
 def _back(site: admin.AdminSite) -> HttpResponseRedirect:
@@ -97,7 +103,7 @@ def _back(site: admin.AdminSite) -> HttpResponseRedirect:
 
 
 def _set_paused(request: HttpRequest, queue: str, site: admin.AdminSite, *, paused: bool) -> HttpResponse:
-    _operate(request, queue)
+    operate(request, queue)
     services.set_paused(queue, paused=paused, actor=request.user, source="admin")
     done = "paused: workers take nothing from it; running jobs finish." if paused else "resumed."
     messages.success(request, f"Queue {queue} {done}")
@@ -119,7 +125,7 @@ def resume(request: HttpRequest, queue: str, *, site: admin.AdminSite) -> HttpRe
 @require_POST
 def clean(request: HttpRequest, queue: str, *, site: admin.AdminSite) -> HttpResponse:
     """Remove old final jobs of a queue through services.clean (audited)."""
-    _operate(request, queue)
+    operate(request, queue)
     form = CleanForm(request.POST)
     if not form.is_valid():
         errors = "; ".join(f"{name}: {' '.join(str(e) for e in errs)}" for name, errs in form.errors.items())

@@ -119,9 +119,9 @@ class _Rows:
             raise TypeError(f"{self.model.__name__} has no field {sorted(values.keys() - self.names)}")
         row = self.constant.copy()
         row.update(values)
-        for name, field in self.made:
+        for name, made in self.made:
             if name not in values:
-                row[name] = field.get_default()
+                row[name] = made.get_default()
         if signals.pre_init.has_listeners(self.model) or signals.post_init.has_listeners(self.model):
             return self.model(**row)
         obj = self.model.__new__(self.model)

@@ -15,7 +15,7 @@ import socket
 import threading
 import time
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any, Callable, Sequence
 
 from django.conf import settings
@@ -392,6 +392,6 @@ def renew_leases(running: Sequence[lifecycle.Claimed]) -> None:
             log.warning("could not renew the per-owner slots of %d jobs", len(leases))
 
 
-def stale_before() -> Any:
-    """Workers not seen since this moment are presumed dead."""
-    return timezone.now() - timedelta(seconds=settings.JOBS_STALL_TIMEOUT)
+def stale_before(now: datetime | None = None) -> datetime:
+    """Workers not seen since this moment (before `now`, default now) are presumed dead."""
+    return (now or timezone.now()) - timedelta(seconds=settings.JOBS_STALL_TIMEOUT)

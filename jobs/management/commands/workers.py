@@ -7,7 +7,7 @@ from typing import Any
 from django.core.management.base import BaseCommand
 from django.template.defaultfilters import filesizeformat
 
-from jobs.console.workers import STATES, WorkerRow, worker_rows
+from jobs.workers import STATES, WorkerRow, worker_rows
 
 
 def job_cell(w: WorkerRow) -> str:
