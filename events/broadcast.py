@@ -5,6 +5,13 @@ per process sends them in order over a channel layer bound to its own long-lived
 `async_to_sync(group_send)` per event would open a new loop (and Redis connection) for every
 event, and would make the committing thread (a worker's job, `enqueue_many`) wait for Redis.
 A channel layer that is down is logged and skipped: sending never breaks a job.
+
+The sender takes what is queued in passes of up to BATCH events. For each pass it asks Redis, in one
+pipelined round trip, which of their groups have members (a group's key exists while it has any),
+and sends only to those: most groups (a job nobody watches) have none, and `group_send` spends two
+round trips to learn that. A member that joins during the pass is missed as it would be by a
+`group_send` a moment earlier. The stage comes from the change's payload, read again only when the
+change came without it.
 """
 from __future__ import annotations
 
@@ -15,7 +22,7 @@ import os
 import queue
 import threading
 import time
-from collections import OrderedDict
+from collections import OrderedDict, defaultdict
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +45,8 @@ EVENT_TYPES = {
 FORWARD = "event.forward"
 #: Events waiting to be sent in one process; beyond this new ones are dropped (and logged).
 MAX_PENDING = 10_000
+#: The most events the sender takes in one pass (one membership read for their groups).
+BATCH = 500
 _STAGE_CACHE_SIZE = 4096
 #: Seconds the sender keeps its database connection after its last read: one per burst of jobs, not one per job.
 IDLE_CLOSE = 1.0
@@ -45,11 +54,12 @@ IDLE_CLOSE = 1.0
 
 @dataclass(frozen=True)
 class _Outgoing:
-    """One event for some groups; `change` is set for job events (stage resolved in the sender)."""
+    """One event for some groups; `stage_of` names the job whose stage the sender reads from its row
+    (a job change that came without its payload)."""
 
     groups: tuple[str, ...]
     event: dict[str, Any]
-    change: JobChange | None = None
+    stage_of: str | None = None
 
 
 def on_job_change(change: JobChange) -> None:
@@ -64,7 +74,15 @@ def on_job_change(change: JobChange) -> None:
     if change.group_ref:
         groups.append(topics.group_name(*topics.of_group_ref(change.group_ref)))
     at = change.at.timestamp() if change.at is not None else time.time()
-    _sender().put(_Outgoing(tuple(groups), job_event(change, at=at), change))
+    if change.payload is not None:
+        _sender().put(_Outgoing(tuple(groups), job_event(change, at=at, stage=_stage_in(change.payload))))
+    else:
+        _sender().put(_Outgoing(tuple(groups), job_event(change, at=at), stage_of=change.job_id))
+
+
+def _stage_in(payload: Any) -> str | None:
+    """A job payload's "stage" (seed 2's pipeline stage), if it has one."""
+    return payload.get("stage") if isinstance(payload, dict) and isinstance(payload.get("stage"), str) else None
 
 
 def job_event(change: JobChange, *, at: float, stage: str | None = None) -> dict[str, Any]:
@@ -175,31 +193,45 @@ class _Sender:
         layer = get_channel_layer()
         while True:
             try:
-                item = self.pending.get(timeout=IDLE_CLOSE if self.used_db else None)
+                items = [self.pending.get(timeout=IDLE_CLOSE if self.used_db else None)]
             except queue.Empty:
                 connection.close()  # idle a while: hold no database session (tests drop their database)
                 self.used_db = False
                 continue
+            while len(items) < BATCH:
+                try:
+                    items.append(self.pending.get_nowait())
+                except queue.Empty:
+                    break
             try:
-                event = item.event
-                if item.change is not None:
-                    stage = self._stage(item.change.job_id)
-                    if stage:
-                        event = {**event, "stage": stage}
+                outgoing = [(item.groups, self._staged(item)) for item in items]
                 if layer is not None:
-                    loop.run_until_complete(self._send(layer, item.groups, event))
+                    loop.run_until_complete(self._send(layer, outgoing))
             except Exception:
-                log.warning("events: could not send %s to %s", item.event.get("type"), ", ".join(item.groups), exc_info=True)
+                log.warning("events: could not send %d events (%s ...)", len(items), items[0].event.get("type"), exc_info=True)
             finally:
-                self.pending.task_done()
+                for _ in items:
+                    self.pending.task_done()
 
     @staticmethod
-    async def _send(layer: Any, groups: tuple[str, ...], event: dict[str, Any]) -> None:
-        for group in groups:
-            await layer.group_send(group, {"type": FORWARD, "event": event})
+    async def _send(layer: Any, outgoing: list[tuple[tuple[str, ...], dict[str, Any]]]) -> None:
+        """Send each event, in order, to those of its groups that have members."""
+        live = await _with_members(layer, {group for groups, _ in outgoing for group in groups})
+        for groups, event in outgoing:
+            for group in groups:
+                if group in live:
+                    try:
+                        await layer.group_send(group, {"type": FORWARD, "event": event})
+                    except Exception:
+                        log.warning("events: could not send %s to %s", event.get("type"), group, exc_info=True)
+
+    def _staged(self, item: _Outgoing) -> dict[str, Any]:
+        """The item's event, with the stage read from its job's row when the change came without the payload."""
+        stage = self._stage(item.stage_of) if item.stage_of is not None else None
+        return {**item.event, "stage": stage} if stage else item.event
 
     def _stage(self, job_id: str) -> str | None:
-        """The job payload's "stage", read once per job and kept in a small LRU cache."""
+        """The job payload's "stage", read from its row once per job (kept in a small LRU cache)."""
         if job_id in self.stages:
             self.stages.move_to_end(job_id)
             return self.stages[job_id]
@@ -211,11 +243,30 @@ class _Sender:
         except Exception:
             log.warning("events: could not read job %s's payload", job_id, exc_info=True)
             return None
-        stage = payload.get("stage") if isinstance(payload, dict) and isinstance(payload.get("stage"), str) else None
+        stage = _stage_in(payload)
         self.stages[job_id] = stage
         if len(self.stages) > _STAGE_CACHE_SIZE:
             self.stages.popitem(last=False)
         return stage
+
+
+async def _with_members(layer: Any, groups: set[str]) -> set[str]:
+    """Those of `groups` that have members, asked in one pipelined round trip per Redis host; all of
+    them for a layer that is not channels_redis's (it is asked by `group_send` itself)."""
+    key_of = getattr(layer, "_group_key", None)
+    if key_of is None or not hasattr(layer, "consistent_hash") or not hasattr(layer, "connection"):
+        return groups
+    by_host: defaultdict[int, list[str]] = defaultdict(list)
+    for group in groups:
+        by_host[layer.consistent_hash(group)].append(group)
+    live: set[str] = set()
+    for index, names in by_host.items():
+        async with layer.connection(index).pipeline(transaction=False) as pipe:
+            for name in names:
+                pipe.exists(key_of(name))
+            found = await pipe.execute()
+        live.update(name for name, n in zip(names, found) if n)
+    return live
 
 
 _SENDER: _Sender | None = None

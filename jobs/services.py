@@ -62,7 +62,7 @@ def enqueue(spec: JobSpec, *, from_api: bool = False) -> tuple[Job, bool]:
             job.save(force_insert=True)
             event = intake.created_event(job, now)
             event.save(force_insert=True)
-            intake.carry([job], [outbox.change_of(event)])
+            intake.carry([job], [outbox.change_of(event, payload=job.payload)])
     except IntegrityError:
         if key:
             return Job.objects.get(idempotency_key=key), False
@@ -96,7 +96,7 @@ def enqueue_many(specs: Iterable[JobSpec], *, batch_size: int = 2000) -> list[Jo
         else:
             Job.objects.bulk_create(new, batch_size=batch_size)
             JobEvent.objects.bulk_create(events, batch_size=batch_size)
-        intake.carry(new, [outbox.change_of(e) for e in events])
+        intake.carry(new, [outbox.change_of(e, payload=j.payload) for j, e in zip(new, events)])
     return out
 
 

@@ -30,6 +30,8 @@ class _JobLike(Protocol):
     def group_ref(self) -> str | None: ...
     @property
     def owner_id(self) -> int | None: ...
+    @property
+    def payload(self) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -49,13 +51,16 @@ class JobChange:
     event_id: int | None = None
     #: When the change happened (the event's time).
     at: datetime | None = None
+    #: The job's payload where the change was made with it at hand (None when rebuilt from its event row):
+    #: a hook reads what it needs of it here instead of reading the row again. Shared, not copied: read only.
+    payload: Any = field(default=None, repr=False, compare=False)
 
     @classmethod
     def of(cls, job: _JobLike, event: str, status: str, *, progress: int = 0, event_id: int | None = None, **data: Any) -> JobChange:
         """The change `event` of `job`, now in `status`; `data` is what the hooks need of it (error, result, ...)."""
         return cls(
             job_id=job.id, queue=job.queue, type=job.type, event=event, status=status, group_ref=job.group_ref,
-            owner_id=job.owner_id, progress=progress, data=data, event_id=event_id, at=timezone.now(),
+            owner_id=job.owner_id, progress=progress, data=data, event_id=event_id, at=timezone.now(), payload=job.payload,
         )
 
 

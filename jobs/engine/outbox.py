@@ -22,7 +22,7 @@ from __future__ import annotations
 import logging
 import threading
 from datetime import timedelta
-from typing import Iterable, Mapping, Sequence
+from typing import Any, Iterable, Mapping, Sequence
 
 from django.conf import settings
 from django.db import DatabaseError, connection, transaction
@@ -67,13 +67,13 @@ def event_name(from_status: str | None, to_status: str | None) -> str | None:
     return EVENTS.get((from_status, to_status)) if to_status else None
 
 
-def change_of(event: JobEvent) -> JobChange:
-    """The change a hook sees, rebuilt from its event row alone (the job may be gone)."""
+def change_of(event: JobEvent, *, payload: Any = None) -> JobChange:
+    """The change a hook sees, rebuilt from its event row (the job may be gone), with the job's payload if at hand."""
     name = event_name(event.from_status, event.to_status) or ""
     return JobChange(
         job_id=event.job_id, queue=event.queue, type=event.type, event=name, status=event.to_status or "",
         group_ref=event.group_ref, owner_id=event.owner_id, progress=100 if name == "completed" else 0,
-        data=dict(event.data or {}), event_id=event.id, at=event.at,
+        data=dict(event.data or {}), event_id=event.id, at=event.at, payload=payload,
     )
 
 

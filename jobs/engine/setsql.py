@@ -74,8 +74,11 @@ def move_sets(db: str, sets: Sequence[SetSql], mark: Sequence[int] = ()) -> list
             if by_name[name].get_internal_type() != "JSONField":
                 raise UnsupportedSet(f"per-job values of {name!r}: only JSON fields travel as arrays")
         assigns = "".join(f", {qn(str(by_name[name].column))} = v.v{k}::jsonb" for k, name in enumerate(per))
-        where = [f"j.{qn('id')} = v.v_id", f"j.{qn('status')} = %s"]
-        where_params: list[Any] = [s.current]
+        # `id = ANY(ids)` beside the join: a generic plan (the statement is prepared) knows neither the ids'
+        # count nor the status's share of the table, and with the join alone it may scan the table for
+        # the status and join every waiting row; this condition always has the primary key's index path.
+        where = [f"j.{qn('id')} = v.v_id", f"j.{qn('id')} = ANY(%s::varchar[])", f"j.{qn('status')} = %s"]
+        where_params: list[Any] = [list(s.job_ids), s.current]
         for name, value in (s.only_if or {}).items():
             where.append(f"j.{qn(str(by_name[name].column))} = %s")
             where_params.append(by_name[name].get_db_prep_save(value, conn))
@@ -106,7 +109,7 @@ def move_sets(db: str, sets: Sequence[SetSql], mark: Sequence[int] = ()) -> list
             select_params.append(list(mark))
         selects.append(f"SELECT {i}, m.id, e.id, {waits}, to_jsonb(m) FROM {p}moved m JOIN {p}ins e ON e.job_id = m.id")
     if mark:
-        ctes.append(f"marked AS (UPDATE {ev} SET delivered = true WHERE id = ANY(%s) AND NOT delivered)")
+        ctes.append(f"marked AS ({sql.mark_statement(ev)})")
         params.append(list(mark))
     statement = f"WITH {', '.join(ctes)} {' UNION ALL '.join(selects)}"
     prepared = settings.JOBS_PREPARED_STATEMENTS and conn.vendor == "postgresql"

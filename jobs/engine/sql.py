@@ -123,7 +123,7 @@ def move_chain(db: str, moves: Sequence[MoveSql]) -> list[Moved | None]:
             ctes.append(sql_text)
             params += values
     if mark:
-        ctes.append(f"marked AS (UPDATE {conn.ops.quote_name(_event_table())} SET delivered = true WHERE id = ANY(%s) AND NOT delivered)")
+        ctes.append(f"marked AS ({mark_statement(conn.ops.quote_name(_event_table()))})")
         params.append(list(mark))
     if len(parts) == 1:
         part = parts[0]
@@ -237,6 +237,17 @@ def _move_parts(conn: Any, db: str, m: MoveSql, p: str) -> _Parts:
     return _Parts(p, ctes, waits, [list(m.mark)], picked, out)
 
 
+def mark_statement(table: str) -> str:
+    """PostgreSQL: the UPDATE that marks the events whose ids are its one array parameter delivered.
+
+    `NOT delivered` would let the planner use the partial undelivered index, whose leading column is
+    the job: looking ids up in it reads the whole index, with the entries of events delivered since
+    the last vacuum (5 ms for 16 ids in a burst of jobs). `IS NOT TRUE` (the same for this NOT NULL
+    column) does not match that index's condition, so the ids are looked up by the primary key.
+    """
+    return f"UPDATE {table} SET delivered = true WHERE id = ANY(%s::bigint[]) AND delivered IS NOT TRUE"
+
+
 def mark_delivered(ids: Sequence[int]) -> None:
     """Mark events delivered: on PostgreSQL one statement with the ids as one array, not one parameter each."""
     from jobs.models import JobEvent
@@ -246,7 +257,7 @@ def mark_delivered(ids: Sequence[int]) -> None:
         return
     table = connection.ops.quote_name(JobEvent._meta.db_table)
     with connection.cursor() as cursor:
-        cursor.execute(f"UPDATE {table} SET delivered = true WHERE id = ANY(%s) AND NOT delivered", [list(ids)])
+        cursor.execute(mark_statement(table), [list(ids)])
 
 
 def _update_sql(conn: Any, values: dict[str, Any], where: dict[str, Any]) -> tuple[str, list[Any]] | None:
