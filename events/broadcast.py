@@ -74,10 +74,9 @@ def on_job_change(change: JobChange) -> None:
     if change.group_ref:
         groups.append(topics.group_name(*topics.of_group_ref(change.group_ref)))
     at = change.at.timestamp() if change.at is not None else time.time()
-    if change.payload is not None:
-        _sender().put(_Outgoing(tuple(groups), job_event(change, at=at, stage=_stage_in(change.payload))))
-    else:
-        _sender().put(_Outgoing(tuple(groups), job_event(change, at=at), stage_of=change.job_id))
+    known = change.payload is not None  # else the sender reads the stage from the job's row
+    stage = _stage_in(change.payload) if known else None
+    _sender().put(_Outgoing(tuple(groups), job_event(change, at=at, stage=stage), stage_of=None if known else change.job_id))
 
 
 def _stage_in(payload: Any) -> str | None:
