@@ -19,12 +19,10 @@ import asyncio
 import atexit
 import logging
 import os
-import queue
 import threading
 import time
-from collections import OrderedDict, defaultdict
-from dataclasses import dataclass
-from typing import Any
+from collections import OrderedDict, defaultdict, deque
+from typing import Any, NamedTuple
 
 from events import topics
 from jobs.services import JobChange
@@ -52,8 +50,7 @@ _STAGE_CACHE_SIZE = 4096
 IDLE_CLOSE = 1.0
 
 
-@dataclass(frozen=True)
-class _Outgoing:
+class _Outgoing(NamedTuple):
     """One event for some groups; `stage_of` names the job whose stage the sender reads from its row
     (a job change that came without its payload)."""
 
@@ -161,7 +158,11 @@ class _Sender:
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self.pending: queue.Queue[_Outgoing] = queue.Queue(MAX_PENDING)
+        # A deque and an Event, not a queue.Queue: a put is an append (and a set when the sender sleeps),
+        # a take a popleft, where a Queue takes a lock and notifies a condition for every event.
+        self.pending: deque[_Outgoing] = deque()
+        self.wake = threading.Event()
+        self.busy = False  # the sender holds events it took and has not sent yet
         self.stages: OrderedDict[str, str | None] = OrderedDict()
         self.dropped = 0
         self.used_db = False
@@ -169,16 +170,18 @@ class _Sender:
         self.thread.start()
 
     def put(self, item: _Outgoing) -> None:
-        try:
-            self.pending.put_nowait(item)
-        except queue.Full:
+        if len(self.pending) >= MAX_PENDING:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.warning("events: %d events dropped, the sender is behind (channel layer slow or down?)", self.dropped)
+            return
+        self.pending.append(item)
+        if not self.wake.is_set():
+            self.wake.set()
 
     def flush(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        while self.pending.unfinished_tasks:
+        while self.pending or self.busy:
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.005)
@@ -191,26 +194,25 @@ class _Sender:
         loop = asyncio.new_event_loop()
         layer = get_channel_layer()
         while True:
-            try:
-                items = [self.pending.get(timeout=IDLE_CLOSE if self.used_db else None)]
-            except queue.Empty:
+            if not self.wake.wait(timeout=IDLE_CLOSE if self.used_db else None):
                 connection.close()  # idle a while: hold no database session (tests drop their database)
                 self.used_db = False
                 continue
-            while len(items) < BATCH:
+            # busy before the wake is cleared and events are taken: flush() never sees neither. An event put
+            # after the clear sets the wake again, so none waits for the next one.
+            self.busy = True
+            self.wake.clear()
+            while self.pending:
+                items: list[_Outgoing] = []
+                while len(items) < BATCH and self.pending:
+                    items.append(self.pending.popleft())
                 try:
-                    items.append(self.pending.get_nowait())
-                except queue.Empty:
-                    break
-            try:
-                outgoing = [(item.groups, self._staged(item)) for item in items]
-                if layer is not None:
-                    loop.run_until_complete(self._send(layer, outgoing))
-            except Exception:
-                log.warning("events: could not send %d events (%s ...)", len(items), items[0].event.get("type"), exc_info=True)
-            finally:
-                for _ in items:
-                    self.pending.task_done()
+                    outgoing = [(item.groups, self._staged(item)) for item in items]
+                    if layer is not None:
+                        loop.run_until_complete(self._send(layer, outgoing))
+                except Exception:
+                    log.warning("events: could not send %d events (%s ...)", len(items), items[0].event.get("type"), exc_info=True)
+            self.busy = False
 
     @staticmethod
     async def _send(layer: Any, outgoing: list[tuple[tuple[str, ...], dict[str, Any]]]) -> None:
@@ -275,6 +277,9 @@ _LOCK = threading.Lock()
 def _sender() -> _Sender:
     """This process's sender, started on first use (again in a forked child)."""
     global _SENDER
+    sender = _SENDER
+    if sender is not None and sender.pid == os.getpid():
+        return sender  # the usual case, without the lock
     with _LOCK:
         if _SENDER is None or _SENDER.pid != os.getpid():
             _SENDER = _Sender()

@@ -72,7 +72,11 @@ def enqueue(spec: JobSpec, *, from_api: bool = False) -> tuple[Job, bool]:
 
 def enqueue_many(specs: Iterable[JobSpec], *, batch_size: int = 2000) -> list[Job]:
     """Enqueue many jobs in one transaction with bulk inserts; jobs whose idempotency key exists are returned as they are."""
-    specs = list(specs)
+    with intake.gc_paused():
+        return _enqueue_many(list(specs), batch_size=batch_size)
+
+
+def _enqueue_many(specs: list[JobSpec], *, batch_size: int) -> list[Job]:
     now = timezone.now()
     keys = [intake.scoped_key(s) for s in specs]
     wanted = [k for k in keys if k]

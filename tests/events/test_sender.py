@@ -3,8 +3,10 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import threading
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
 
 from events import broadcast, topics
@@ -47,3 +49,35 @@ def test_stage_comes_from_the_payload_without_a_read() -> None:
         sender.put = real_put  # type: ignore[method-assign]
     assert sent[0].event["stage"] == "STT" and sent[0].stage_of is None
     assert sent[1].event["stage"] == "stt" and sent[1].stage_of == "j2"
+
+
+def test_flush_returns_once_every_event_put_from_several_threads_is_sent() -> None:
+    """Three threads put 900 events (two passes of the sender) while it sends: flush() returns only when all went out,
+    and the member gets each thread's events in the order that thread put them."""
+    layer = get_channel_layer()
+    group = topics.group_name("job", secrets.token_hex(4))
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(group, channel)
+    sender = broadcast._Sender()  # its own thread, as in a fresh process
+
+    def put(thread: int) -> None:
+        for n in range(300):
+            sender.put(broadcast._Outgoing((group,), {"type": "job_progress", "thread": thread, "n": n}))
+
+    try:
+        threads = [threading.Thread(target=put, args=(t,)) for t in range(3)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert sender.flush(20)
+        assert not sender.pending and not sender.busy
+
+        async def receive_all() -> list[Any]:
+            return [await asyncio.wait_for(layer.receive(channel), 5) for _ in range(900)]
+
+        got = [m["event"] for m in async_to_sync(receive_all)()]
+    finally:
+        async_to_sync(layer.group_discard)(group, channel)
+    for thread in range(3):
+        assert [e["n"] for e in got if e["thread"] == thread] == list(range(300))

@@ -5,6 +5,7 @@ reads the rows and events the engine wrote.
 """
 from __future__ import annotations
 
+import gc
 import threading
 from datetime import timedelta
 
@@ -13,7 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from jobs import services
-from jobs.engine import broker, priority, scheduler
+from jobs.engine import broker, hooks, priority, scheduler
 from jobs.exceptions import InvalidInput, InvalidTransition, NotFound, PermanentError
 from jobs.models import DeadLetter, Job, JobEvent
 from jobs.services import JobSpec
@@ -255,6 +256,29 @@ def test_enqueue_many_writes_every_row_and_runs_them_all(burst) -> None:
     assert Job.objects.filter(status=C).count() == 60
     assert sorted(r["i"] for r in Job.objects.filter(status=C).values_list("result__echo", flat=True)) == list(range(60))
     assert JobEvent.objects.filter(to_status=A).count() == 60  # each ran once
+
+
+def test_enqueue_many_pauses_garbage_collection_only_while_it_runs() -> None:
+    """Collection is off during the bulk step (a hook sees it off), on again after it, also when a spec is refused;
+    a caller that had it off finds it still off."""
+    seen: list[bool] = []
+    hooks.register("test.gc", lambda change: seen.append(gc.isenabled()))
+    try:
+        assert gc.isenabled()
+        services.enqueue_many([JobSpec(type="noop")])
+        assert seen == [False] and gc.isenabled()
+        with pytest.raises(InvalidInput):
+            services.enqueue_many([JobSpec(type="noop"), JobSpec(type="no-such-type")])
+        assert gc.isenabled()
+        gc.disable()
+        try:
+            services.enqueue_many([JobSpec(type="noop")])
+            assert not gc.isenabled()
+        finally:
+            gc.enable()
+    finally:
+        hooks.unregister("test.gc")
+    assert Job.objects.count() == 2
 
 
 def test_bad_input_writes_and_enqueues_nothing() -> None:
