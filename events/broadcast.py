@@ -181,7 +181,7 @@ class _Sender:
 
     def flush(self, timeout: float) -> bool:
         deadline = time.monotonic() + timeout
-        while self.pending or self.busy:
+        while (self.pending or self.busy) and self.thread.is_alive():
             if time.monotonic() > deadline:
                 return False
             time.sleep(0.005)

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import gc
 import logging
+import os
+import threading
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -167,22 +169,47 @@ def build(spec: JobSpec, now: datetime, *, from_api: bool = False) -> Job:
     return job
 
 
+_gc_lock = threading.Lock()
+_gc_depth = 0  # gc_paused() blocks running now, in any thread
+_gc_restore = False  # whether the first of them found collection on
+
+
 @contextmanager
 def gc_paused() -> Iterator[None]:
     """Automatic garbage collection off for one bulk step (enqueue_many's 10,000 jobs, events and changes).
 
-    Such a step allocates tens of thousands of objects, none in a reference cycle, so refcounting frees
-    them; but each allocation burst sets off collections, and the oldest generation's walk covers the
-    whole process (Django, its apps and their modules): about a quarter of a 10,000-job enqueue_many.
-    Collection resumes afterwards, unless it was off already (then it stays as the caller left it).
+    Such a step allocates tens of thousands of objects that reference counting frees; but each
+    allocation burst sets off collections, and the oldest generation's walk covers the whole process
+    (Django, its apps and their modules): about a quarter of a 10,000-job enqueue_many. Collection is
+    off for the process while any pause runs (threads may overlap) and on again when the last ends,
+    unless it was off before the first (then it stays as it was).
     """
-    enabled = gc.isenabled()
-    gc.disable()
+    global _gc_depth, _gc_restore
+    with _gc_lock:
+        if _gc_depth == 0:
+            _gc_restore = gc.isenabled()
+            gc.disable()
+        _gc_depth += 1
     try:
         yield
     finally:
-        if enabled:
+        with _gc_lock:
+            _gc_depth -= 1
+            if _gc_depth == 0 and _gc_restore:
+                gc.enable()
+
+
+def _gc_after_fork() -> None:
+    """A child forked during a pause has none running: collection as it was before the pause."""
+    global _gc_lock, _gc_depth
+    _gc_lock = threading.Lock()
+    if _gc_depth:
+        _gc_depth = 0
+        if _gc_restore:
             gc.enable()
+
+
+os.register_at_fork(after_in_child=_gc_after_fork)
 
 
 def skip_reason(spec: JobSpec) -> str | None:

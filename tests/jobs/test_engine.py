@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from jobs import services
-from jobs.engine import broker, hooks, priority, scheduler
+from jobs.engine import broker, hooks, intake, priority, scheduler
 from jobs.exceptions import InvalidInput, InvalidTransition, NotFound, PermanentError
 from jobs.models import DeadLetter, Job, JobEvent
 from jobs.services import JobSpec
@@ -279,6 +279,27 @@ def test_enqueue_many_pauses_garbage_collection_only_while_it_runs() -> None:
     finally:
         hooks.unregister("test.gc")
     assert Job.objects.count() == 2
+
+
+def test_overlapping_pauses_keep_collection_off_until_the_last_ends() -> None:
+    """Two threads' pauses overlap: the first to end leaves collection off for the other; the last turns it on."""
+    entered, release_first, first_done = threading.Event(), threading.Event(), threading.Event()
+
+    def first() -> None:
+        with intake.gc_paused():
+            entered.set()
+            release_first.wait(5)
+        first_done.set()
+
+    thread = threading.Thread(target=first)
+    thread.start()
+    assert entered.wait(5)
+    with intake.gc_paused():
+        release_first.set()
+        assert first_done.wait(5)
+        assert not gc.isenabled()  # the other pause has ended, this one still runs
+    thread.join(5)
+    assert gc.isenabled()
 
 
 def test_bad_input_writes_and_enqueues_nothing() -> None:
