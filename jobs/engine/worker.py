@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -186,6 +187,12 @@ class EngineWorker(BaseWorker):
     # -- RQ hooks -----------------------------------------------------------------------------
 
     def bootstrap(self, *args: Any, **kwargs: Any) -> None:  # noqa: D102
+        # RQ installs its SIGTERM/SIGINT handlers after bootstrap, and the heartbeat written here says the
+        # worker is listening: a stop asked in between is noted, and the loop's first check honours it
+        # (teardown included), instead of the default action killing the process.
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._stop_while_starting)
+            signal.signal(signal.SIGINT, self._stop_while_starting)
         super().bootstrap(*args, **kwargs)
         self.guard.install()
         # The hooks' delivery marks ride on this worker's next statement, or go out when it idles.
@@ -251,6 +258,10 @@ class EngineWorker(BaseWorker):
     def request_stop(self, signum: Any, frame: Any) -> None:
         self._stop_asked_at = time.monotonic()
         super().request_stop(signum, frame)
+
+    def _stop_while_starting(self, signum: Any, frame: Any) -> None:
+        self._stop_asked_at = time.monotonic()
+        self._stop_requested = True
 
     # Returns (job id, queue name), not RQ objects: RQ's work() only hands them on to execute_job below.
     def dequeue_job_and_maintain_ttl(self, timeout: int | None, max_idle_time: int | None = None) -> tuple[str, str] | None:  # type: ignore[override]

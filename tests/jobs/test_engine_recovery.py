@@ -1,8 +1,10 @@
 """Nothing accepted is lost: dead workers, an emptied Redis, shutdowns, and workers back from the dead."""
 from __future__ import annotations
 
+import os
 import signal
 import time
+from typing import Any
 
 import pytest
 
@@ -239,6 +241,29 @@ def test_sigterm_to_an_idle_worker_stops_it_at_once(worker_process) -> None:
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(5) == 0
     assert WorkerHeartbeat.objects.get(pid=proc.pid).stopped_at is not None
+
+
+def test_a_stop_asked_while_the_worker_starts_stops_it_before_its_first_job() -> None:
+    """SIGTERM after the heartbeat says the worker listens, before RQ installs its own handlers: the worker
+    notes it (the process's previous handler never sees it) and stops at its loop's first check, cleanly."""
+    from jobs.engine.worker import EngineWorker
+
+    job, _ = services.enqueue(JobSpec(type="noop"))  # waiting: a worker that missed the stop would run it
+    missed: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: missed.append(signum))
+
+    class SignalledAtStart(EngineWorker):
+        def bootstrap(self, *args: Any, **kwargs: Any) -> None:
+            super().bootstrap(*args, **kwargs)
+            os.kill(os.getpid(), signal.SIGTERM)  # the heartbeat row is written; RQ's handlers are not yet
+
+    try:
+        SignalledAtStart(["default"], name="w-stop-at-start").work(burst=True, logging_level="WARNING")
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert missed == []
+    assert Job.objects.get(pk=job.id).status == W
+    assert WorkerHeartbeat.objects.get(name="w-stop-at-start").stopped_at is not None
 
 
 def test_a_job_its_live_worker_no_longer_runs_goes_back_once_its_heartbeat_says_so(settings) -> None:
