@@ -22,7 +22,7 @@ from jobs.api.auth import ApiKeyAuthentication, request_key
 from jobs.api.errors import ERRORS, errors
 from jobs.api.inputs import QueryDateField, body, query
 from jobs.api.pagination import PAGE_PARAMS, page_of, paginated
-from jobs.api.serializers import ErrorOutputSerializer, IdempotencyKeyField, PriorityField, TextField
+from jobs.api.serializers import NOT_BLANK as TEXT_NOT_BLANK, ErrorOutputSerializer, IdempotencyKeyField, PriorityField, TextField
 from jobs.models import ApiKey
 from ai.processors import classify, summarize
 
@@ -33,7 +33,7 @@ LIMITED = {
 
 
 #: A string with something in it besides whitespace (the schema says so, as a pattern).
-NOT_BLANK = RegexValidator(r"\S", "must contain a character other than whitespace")
+NOT_BLANK = RegexValidator(TEXT_NOT_BLANK, "must contain a character other than whitespace")
 
 
 class AiJobInputSerializer(serializers.Serializer):

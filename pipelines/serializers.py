@@ -8,7 +8,7 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from jobs.api.serializers import TextField
+from jobs.api.serializers import NOT_BLANK, TextField
 from pipelines import definitions
 from transcription import languages
 
@@ -34,7 +34,7 @@ class ApproveInputSerializer(serializers.Serializer):
 
 
 class RejectInputSerializer(serializers.Serializer):
-    notes = TextField(max_length=5000, validators=[RegexValidator(r"\S", "say what is wrong")], help_text="What is wrong; the stage runs again.")
+    notes = TextField(max_length=5000, validators=[RegexValidator(NOT_BLANK, "say what is wrong")], help_text="What is wrong; the stage runs again.")
 
 
 class RerunInputSerializer(serializers.Serializer):

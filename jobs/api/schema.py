@@ -8,8 +8,37 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
+from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
+from drf_spectacular.utils import OpenApiResponse
+from rest_framework import permissions
 
+from jobs.api.errors import ErrorOutputSerializer
+from jobs.api.permissions import IsStaff, NotReadOnly
 from jobs.engine import conf, registry
+
+READ_ONLY = OpenApiResponse(ErrorOutputSerializer, description="A read-only operator's account: it may view, not change.")
+
+
+class AutoSchema(SpectacularAutoSchema):
+    """drf-spectacular's AutoSchema (DEFAULT_SCHEMA_CLASS), plus the 403 that a read-only operator gets from any
+    change: documented wherever the view's permissions refuse it (NotReadOnly, or IsStaff, which includes it).
+
+    It extends `_get_response_bodies`, not `get_response_serializers`: `@extend_schema(responses=...)` replaces
+    the latter in a subclass of its own. tests/jobs/test_api_schema.py calls every change as a read-only
+    operator against what this documents."""
+
+    def _get_response_bodies(self, direction: Any = "response") -> dict[str, Any]:
+        responses: dict[str, Any] = super()._get_response_bodies(direction)
+        if self.method in permissions.SAFE_METHODS or "403" in responses:
+            return responses  # a staff-only change has its 403 documented already
+        if any(isinstance(p, (NotReadOnly, IsStaff)) for p in self.view.get_permissions()):
+            responses["403"] = self._get_response_for_code(READ_ONLY, "403", direction=direction)
+        return responses
+        if any(str(code[0] if isinstance(code, tuple) else code) == "403" for code in responses):
+            return responses  # staff only: its 403 is documented already
+        if any(isinstance(p, (NotReadOnly, IsStaff)) for p in self.view.get_permissions()):
+            return {**responses, 403: READ_ONLY}
+        return responses
 
 
 class ApiKeyScheme(OpenApiAuthenticationExtension):

@@ -23,6 +23,12 @@ class PriorityField(serializers.JSONField):
     """
 
 
+#: One character that is not blank on either side of the API. DRF trims with Python's str.strip(), which removes
+#: \x1c-\x1f and \x85 where JSON Schema's ECMA-262 `\s` does not; ECMA's `\s` has U+FEFF, which strip() keeps.
+#: The same pattern is published in the schema and checked by the server.
+NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
+
+
 class TextField(serializers.CharField):
     """An input string: unlike DRF's CharField, a number or boolean sent for it is refused, not turned into text."""
 
@@ -32,7 +38,7 @@ class TextField(serializers.CharField):
         super().__init__(**kwargs)
         if not self.allow_blank and self.trim_whitespace:
             # Spaces alone are blank once trimmed: the schema says so (a pattern), so clients know it.
-            self.validators.append(RegexValidator(r"\S", message="may not be blank"))
+            self.validators.append(RegexValidator(NOT_BLANK, message="may not be blank"))
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):

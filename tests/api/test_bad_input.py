@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -170,3 +171,34 @@ def test_a_bad_request_is_refused_even_with_a_key_used_before(as_alice: APIClien
     extra = refused(as_alice.post("/api/jobs", {"type": "echo", "idempotencyKey": "k-1", "priority": False, "delay": -1}))["extra"]
     assert {"priority", "delay"} <= set(extra)
     assert as_alice.post("/api/jobs", {"type": "echo", "idempotencyKey": "k-1"}).json()["id"] == first.json()["id"]
+
+
+def test_an_accept_header_naming_nothing_we_render_is_disregarded(as_staff: APIClient) -> None:
+    """A garbage or foreign Accept gets the JSON answer (RFC 9110 allows ignoring it), not an undocumented 406."""
+    for accept in ("g$i]05Q", "application/xml", "image/png, text/csv"):
+        answer = as_staff.get("/api/queue/stats", HTTP_ACCEPT=accept)
+        assert answer.status_code == 200, (accept, answer.content[:200])
+        assert answer["Content-Type"] == "application/json" and isinstance(answer.json(), (dict, list))
+    assert as_staff.get("/api/queue/stats", {"format": "xml"}).status_code == 404  # an explicit unknown format stays refused
+
+
+#: JSON Schema's `\s` (ECMA-262 WhiteSpace and LineTerminator), spelled out for Python's re.
+ECMA_SPACE = "\t\n\x0b\x0c\r \xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+#: What Python's str.strip() (DRF's trim) removes, and ECMA's extra U+FEFF.
+BLANKS = "\t\n\x0b\x0c\r\x1c\x1d\x1e\x1f \x85\xa0\u1680\u2000\u200a\u2028\u2029\u202f\u205f\u3000\ufeff"
+
+
+def test_blank_text_is_the_same_set_to_the_server_and_to_the_published_pattern() -> None:
+    """Each blank character alone is refused by a text field and fails the published pattern read both as Python
+    and as JSON Schema (ECMA-262) reads it; a character beside it passes all three. (The fuzzer sent "\\x1c":
+    valid to the pattern's ECMA reading, blank to DRF's trim.)"""
+    from rest_framework.exceptions import ValidationError
+
+    from jobs.api.serializers import NOT_BLANK, TextField
+
+    ecma = NOT_BLANK.replace(r"\s", ECMA_SPACE)
+    for char in BLANKS:
+        with pytest.raises(ValidationError):
+            TextField().run_validation(char)
+        assert re.search(NOT_BLANK, char) is None and re.search(ecma, char) is None, hex(ord(char))
+        assert TextField().run_validation(f"a{char}") and re.search(NOT_BLANK, f"a{char}") and re.search(ecma, f"a{char}")

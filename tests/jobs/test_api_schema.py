@@ -4,8 +4,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 import pytest
 import yaml
+from hypothesis import strategies
 from django.core.management import call_command
 from rest_framework.test import APIClient
 
@@ -93,3 +95,43 @@ def test_schema_and_docs_are_served() -> None:
     docs = client.get("/api/docs/")
     assert docs.status_code == 200
     assert b"swagger-ui" in docs.content and b"drf_spectacular_sidecar" in docs.content
+
+
+def _example(param: dict[str, Any]) -> str:
+    """A value of a path parameter's type that names nothing that exists."""
+    kind = param.get("schema", {})
+    if kind.get("type") == "integer":
+        return "987654"
+    if kind.get("format") == "uuid":
+        return "00000000-0000-4000-8000-000000000000"
+    if kind.get("enum"):
+        return str(kind["enum"][0])
+    if kind.get("pattern"):  # e.g. a webhook endpoint's `ep_<32 hex>`: the smallest string the pattern matches
+        return str(hypothesis.find(strategies.from_regex(kind["pattern"], fullmatch=True), lambda _: True))
+    return "no-such-id"
+
+
+def test_every_documented_change_refuses_a_read_only_operator_with_its_documented_403(schema: dict[str, Any], django_user_model: Any) -> None:
+    """Each POST/PUT/PATCH/DELETE in the schema documents a 403, and a read-only operator's call (staff, only the
+    jobs app's `view_*` permissions) gets it, as `{message, extra}`, before its input or ids are looked at."""
+    from django.contrib.auth.models import Permission
+
+    viewer = django_user_model.objects.create_user("viewer-schema", is_staff=True)
+    viewer.user_permissions.add(*Permission.objects.filter(content_type__app_label="jobs", codename__startswith="view_"))
+    client = APIClient()
+    client.force_authenticate(viewer)
+    called = []
+    for path, operations in schema["paths"].items():
+        for method, op in operations.items():
+            if method not in ("post", "put", "patch", "delete"):
+                continue
+            assert "403" in op["responses"], f"{method.upper()} {path} documents no 403"
+            url = path
+            for param in op.get("parameters", []):
+                if param["in"] == "path":
+                    url = url.replace("{" + param["name"] + "}", _example(param))
+            answer = getattr(client, method)(url, {}, format="json")
+            assert answer.status_code == 403, f"{method.upper()} {url}: {answer.status_code} {answer.content[:200]!r}"
+            assert set(answer.json()) == {"message", "extra"}, url
+            called.append(f"{method} {path}")
+    assert len(called) >= 40
