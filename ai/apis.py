@@ -20,9 +20,9 @@ from ai.models import AiJob
 from jobs import access
 from jobs.api.auth import ApiKeyAuthentication, request_key
 from jobs.api.errors import ERRORS, errors
-from jobs.api.inputs import QueryDateField, body, query
+from jobs.api.inputs import NOT_BLANK as TEXT_NOT_BLANK, QueryDateField, body, query
 from jobs.api.pagination import PAGE_PARAMS, page_of, paginated
-from jobs.api.serializers import NOT_BLANK as TEXT_NOT_BLANK, ErrorOutputSerializer, IdempotencyKeyField, PriorityField, TextField
+from jobs.api.serializers import ErrorOutputSerializer, IdempotencyKeyField, PriorityField, TextField
 from jobs.models import ApiKey
 from ai.processors import classify, summarize
 

@@ -8,7 +8,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from jobs.api.serializers import NOT_BLANK, TextField
+from jobs.api.inputs import NOT_BLANK
+from jobs.api.serializers import TextField
 from pipelines import definitions
 from transcription import languages
 

@@ -6,6 +6,11 @@ from typing import Any
 from rest_framework import serializers
 from rest_framework.request import Request
 
+#: One character that is not blank on either side of the API. DRF trims with Python's str.strip(), which removes
+#: \x1c-\x1f and \x85 where JSON Schema's ECMA-262 `\s` does not; ECMA's `\s` has U+FEFF, which strip() keeps.
+#: The same pattern is published in the schema and checked by the server.
+NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
+
 
 def query(serializer: type, request: Request) -> dict[str, Any]:
     """The query parameters, validated by `serializer` (400 with {message, extra} when invalid).

@@ -7,6 +7,7 @@ from django.core.validators import RegexValidator
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
+from jobs.api.inputs import NOT_BLANK
 from jobs.engine import conf, intake, priority
 from jobs.engine.states import FINAL, Status
 from jobs.exceptions import ErrorKind
@@ -21,12 +22,6 @@ class PriorityField(serializers.JSONField):
 
     Passed on as sent: the enqueue service parses and checks it (jobs.engine.intake), for every caller.
     """
-
-
-#: One character that is not blank on either side of the API. DRF trims with Python's str.strip(), which removes
-#: \x1c-\x1f and \x85 where JSON Schema's ECMA-262 `\s` does not; ECMA's `\s` has U+FEFF, which strip() keeps.
-#: The same pattern is published in the schema and checked by the server.
-NOT_BLANK = r"[^\s\x1c-\x1f\x85\ufeff]"
 
 
 class TextField(serializers.CharField):

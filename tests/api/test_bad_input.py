@@ -194,7 +194,8 @@ def test_blank_text_is_the_same_set_to_the_server_and_to_the_published_pattern()
     valid to the pattern's ECMA reading, blank to DRF's trim.)"""
     from rest_framework.exceptions import ValidationError
 
-    from jobs.api.serializers import NOT_BLANK, TextField
+    from jobs.api.inputs import NOT_BLANK
+    from jobs.api.serializers import TextField
 
     ecma = NOT_BLANK.replace(r"\s", ECMA_SPACE)
     for char in BLANKS:
