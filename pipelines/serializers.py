@@ -3,12 +3,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.validators import RegexValidator
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from jobs.api.inputs import NOT_BLANK
 from jobs.api.serializers import TextField
 from pipelines import definitions
 from transcription import languages
@@ -35,7 +33,7 @@ class ApproveInputSerializer(serializers.Serializer):
 
 
 class RejectInputSerializer(serializers.Serializer):
-    notes = TextField(max_length=5000, validators=[RegexValidator(NOT_BLANK, "say what is wrong")], help_text="What is wrong; the stage runs again.")
+    notes = TextField(max_length=5000, blank_message="say what is wrong", help_text="What is wrong; the stage runs again.")
 
 
 class RerunInputSerializer(serializers.Serializer):

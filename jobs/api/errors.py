@@ -63,6 +63,9 @@ ERRORS = {
     415: OpenApiResponse(ErrorOutputSerializer, description="The body's Content-Type is missing or not the documented one."),
 }
 
+#: The 403 of a change refused to a read-only operator (jobs.api.schema.AutoSchema adds it to each such change).
+READ_ONLY = OpenApiResponse(ErrorOutputSerializer, description="A read-only operator's account: it may view, not change.")
+
 
 def errors(*codes: int) -> dict[int, OpenApiResponse]:
     """Schema entries for the error responses an endpoint can give."""

@@ -9,14 +9,11 @@ from typing import Any
 
 from drf_spectacular.extensions import OpenApiAuthenticationExtension, OpenApiSerializerFieldExtension
 from drf_spectacular.openapi import AutoSchema as SpectacularAutoSchema
-from drf_spectacular.utils import OpenApiResponse
 from rest_framework import permissions
 
-from jobs.api.errors import ErrorOutputSerializer
+from jobs.api.errors import READ_ONLY
 from jobs.api.permissions import IsStaff, NotReadOnly
 from jobs.engine import conf, registry
-
-READ_ONLY = OpenApiResponse(ErrorOutputSerializer, description="A read-only operator's account: it may view, not change.")
 
 
 class AutoSchema(SpectacularAutoSchema):
@@ -33,11 +30,6 @@ class AutoSchema(SpectacularAutoSchema):
             return responses  # a staff-only change has its 403 documented already
         if any(isinstance(p, (NotReadOnly, IsStaff)) for p in self.view.get_permissions()):
             responses["403"] = self._get_response_for_code(READ_ONLY, "403", direction=direction)
-        return responses
-        if any(str(code[0] if isinstance(code, tuple) else code) == "403" for code in responses):
-            return responses  # staff only: its 403 is documented already
-        if any(isinstance(p, (NotReadOnly, IsStaff)) for p in self.view.get_permissions()):
-            return {**responses, 403: READ_ONLY}
         return responses
 
 

@@ -29,11 +29,11 @@ class TextField(serializers.CharField):
 
     default_error_messages = {"not_text": "must be a string"}
 
-    def __init__(self, **kwargs: Any) -> None:
+    def __init__(self, *, blank_message: str = "may not be blank", **kwargs: Any) -> None:
         super().__init__(**kwargs)
         if not self.allow_blank and self.trim_whitespace:
             # Spaces alone are blank once trimmed: the schema says so (a pattern), so clients know it.
-            self.validators.append(RegexValidator(NOT_BLANK, message="may not be blank"))
+            self.validators.append(RegexValidator(NOT_BLANK, message=blank_message))
 
     def to_internal_value(self, data: Any) -> str:
         if not isinstance(data, str):
